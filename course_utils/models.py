@@ -1,0 +1,78 @@
+"""The course's small models: an MLP and a small CNN, both built from plain ``nn`` layers.
+
+Taught in notebook 00; BatchNorm and Dropout options are the subject of notebook 08.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from torch import nn
+
+ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+NORMS = ("batch", "none")
+
+
+def _check_dropout(dropout: float) -> None:
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
+
+
+def mlp(in_features: int = 784, hidden: Sequence[int] = (256, 128), num_classes: int = 10, *,
+        activation: str = "relu", dropout: float = 0.0) -> nn.Sequential:
+    """A multilayer perceptron on flattened inputs: ``(N, ...) -> (N, num_classes)`` logits.
+
+    Args:
+        hidden: widths of the hidden layers (empty for logistic regression).
+        activation: one of ``"relu"``, ``"tanh"``, ``"sigmoid"``, ``"gelu"``.
+        dropout: dropout probability after each hidden activation (0 adds no layer).
+    """
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation={activation!r}; choose one of {tuple(ACTIVATIONS)}")
+    _check_dropout(dropout)
+    if in_features < 1 or num_classes < 1 or any(width < 1 for width in hidden):
+        raise ValueError("in_features, num_classes and every hidden width must be positive")
+    layers: list[nn.Module] = [nn.Flatten()]
+    width = in_features
+    for out in hidden:
+        layers += [nn.Linear(width, out), ACTIVATIONS[activation]()]
+        if dropout:
+            layers.append(nn.Dropout(dropout))
+        width = out
+    layers.append(nn.Linear(width, num_classes))
+    return nn.Sequential(*layers)
+
+
+def _conv_block(c_in: int, c_out: int, norm: str) -> list[nn.Module]:
+    # A bias before BatchNorm is redundant (BN subtracts the mean), so it is dropped there.
+    layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, padding=1, bias=norm == "none")]
+    if norm == "batch":
+        layers.append(nn.BatchNorm2d(c_out))
+    return [*layers, nn.ReLU()]
+
+
+def small_cnn(in_channels: int = 1, num_classes: int = 10, *, width: int = 16,
+              norm: str = "batch", dropout: float = 0.0) -> nn.Sequential:
+    """Three 3x3 conv blocks (width, 2*width, 2*width), two max-pools, global average pooling.
+
+    ``(N, in_channels, H, W) -> (N, num_classes)`` for any H, W >= 4 (28x28 and 32x32 alike).
+
+    Args:
+        norm: ``"batch"`` for BatchNorm after each convolution, ``"none"`` for none.
+        dropout: dropout probability before the classifier (0 adds no layer).
+    """
+    if norm not in NORMS:
+        raise ValueError(f"norm={norm!r}; choose one of {NORMS}")
+    _check_dropout(dropout)
+    if in_channels < 1 or num_classes < 1 or width < 1:
+        raise ValueError("in_channels, num_classes and width must be positive")
+    layers = [
+        *_conv_block(in_channels, width, norm), nn.MaxPool2d(2),
+        *_conv_block(width, 2 * width, norm), nn.MaxPool2d(2),
+        *_conv_block(2 * width, 2 * width, norm),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+    ]
+    if dropout:
+        layers.append(nn.Dropout(dropout))
+    layers.append(nn.Linear(2 * width, num_classes))
+    return nn.Sequential(*layers)

@@ -1,0 +1,99 @@
+"""Figures for the notebooks: training curves and image grids. Every function returns its Axes.
+
+A leaf module: importing it imports matplotlib, so ``course_utils`` itself never does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.axes import Axes
+
+from course_utils.train import History
+
+
+def moving_average(values: Sequence[float], window: int) -> np.ndarray:
+    """Trailing moving average; the first ``window - 1`` points average what exists so far.
+
+    Non-finite values are kept out of the average (a diverged step does not erase the curve).
+    """
+    if not isinstance(window, int) or window < 1:
+        raise ValueError(f"window must be a positive int, got {window!r}")
+    array = np.asarray(values, dtype=float)
+    finite = np.isfinite(array)
+    sums = np.cumsum(np.where(finite, array, 0.0))
+    counts = np.cumsum(finite)
+    sums[window:] = sums[window:] - sums[:-window]
+    counts[window:] = counts[window:] - counts[:-window]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(counts > 0, sums / np.maximum(counts, 1), np.nan)
+
+
+def plot_history(history: History, *, smooth: int = 50, axes: Sequence[Axes] | None = None,
+                 label: str | None = None) -> Sequence[Axes]:
+    """Per-step training loss (raw, faint, and its moving average) and per-epoch validation.
+
+    Args:
+        smooth: moving-average window in steps (1 shows the raw curve only).
+        axes: two Axes to draw into (loss, accuracy); new ones are made if None.
+        label: legend label, for overlaying several runs on the same axes.
+    """
+    if axes is None:
+        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+    loss_ax, acc_ax = axes
+    line = loss_ax.plot(history.step, history.train_loss, alpha=0.25, linewidth=0.8)[0]
+    if smooth > 1:
+        loss_ax.plot(history.step, moving_average(history.train_loss, smooth),
+                     color=line.get_color(), label=label)
+    loss_ax.set(xlabel="optimizer step", ylabel="training loss",
+                title=f"training loss (moving average over {smooth} steps)" if smooth > 1
+                else "training loss")
+    if history.val_acc:
+        epochs = history.epoch[:len(history.val_acc)]
+        acc_ax.plot(epochs, [100 * a for a in history.val_acc], marker="o",
+                    color=line.get_color(), label=label)
+    acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
+    if label is not None:
+        loss_ax.legend()
+        acc_ax.legend()
+    return axes
+
+
+def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | None = None, *,
+                classes: Sequence[str] | None = None, ncols: int = 8) -> np.ndarray:
+    """A grid of images ``(N, C, H, W)``, each min-max scaled for display, titled by its label.
+
+    Args:
+        labels: one class index per image (shown by name if ``classes`` is given).
+
+    Returns:
+        The grid's Axes, shape ``(rows, ncols)``.
+    """
+    if images.ndim != 4 or images.shape[1] not in (1, 3):
+        raise ValueError(f"images must be (N, 1 or 3, H, W), got shape {tuple(images.shape)}")
+    if labels is not None and len(labels) != len(images):
+        raise ValueError(f"got {len(images)} images but {len(labels)} labels")
+    ncols = max(1, min(ncols, len(images)))
+    nrows = -(-len(images) // ncols)
+    pictures = images.detach().float().cpu()
+    low = pictures.amin(dim=(1, 2, 3), keepdim=True)
+    high = pictures.amax(dim=(1, 2, 3), keepdim=True)
+    pictures = ((pictures - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
+    _, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.35 * nrows), squeeze=False,
+                           layout="constrained")
+    for i, ax in enumerate(axes.flat):
+        ax.set_axis_off()
+        if i >= len(pictures):
+            continue
+        picture = pictures[i]
+        if picture.shape[2] == 1:
+            ax.imshow(picture[:, :, 0], cmap="gray_r", vmin=0, vmax=1)
+        else:
+            ax.imshow(picture)
+        if labels is not None:
+            label = int(labels[i])
+            ax.set_title(classes[label] if classes is not None else str(label), fontsize=8)
+    return axes
