@@ -126,7 +126,7 @@ def mean_std_streaming(dataset: Dataset, batch_size: int = 1024) -> tuple[torch.
 
 
 def _check_size(size: int, available: int, what: str) -> None:
-    if not isinstance(size, int) or not 0 < size < available:
+    if not isinstance(size, int) or isinstance(size, bool) or not 0 < size < available:
         raise ValueError(f"{what} must be an int between 1 and {available - 1}, got {size!r}")
 
 
@@ -157,7 +157,7 @@ class TensorLoader:
                  shuffle: bool = False, drop_last: bool = False, seed: int | None = None) -> None:
         if len(x) != len(y):
             raise ValueError(f"x and y must have the same length, got {len(x)} and {len(y)}")
-        if not isinstance(batch_size, int) or batch_size < 1:
+        if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
         self.x, self.y, self.batch_size = x, y, batch_size
         self.shuffle, self.drop_last = shuffle, drop_last

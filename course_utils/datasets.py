@@ -17,6 +17,7 @@ import hashlib
 import os
 import pickle
 import shutil
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -169,15 +170,18 @@ def _materialize_idx(spec: DatasetSpec, source: Path) -> Path:
             _check_idx(dest, spec, contents=False)
             continue
         tmp = target / f".{name}.{os.getpid()}.tmp"
-        if (source / name).is_file():
-            os.symlink((source / name).resolve(), tmp)
-        else:
-            with gzip.open(source / f"{name}.gz", "rb") as src, open(tmp, "wb") as out:
-                shutil.copyfileobj(src, out, 1 << 20)
         try:
+            if (source / name).is_file():
+                os.symlink((source / name).resolve(), tmp)
+            else:
+                try:
+                    with gzip.open(source / f"{name}.gz", "rb") as src, open(tmp, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                except (EOFError, zlib.error, gzip.BadGzipFile) as err:
+                    raise ValueError(f"{source / name}.gz is truncated or damaged ({err})") from err
             _check_idx(tmp, spec)
-        except ValueError:
-            tmp.unlink()
+        except BaseException:  # never leave a partial file behind (disk full, Ctrl-C, bad data)
+            tmp.unlink(missing_ok=True)
             raise
         os.replace(tmp, dest)
     return target
@@ -228,7 +232,7 @@ def load_raw(name: str, train: bool, *, download: bool) -> tuple[torch.Tensor, t
         except Exception as err:  # any network, disk or checksum failure means "not available"
             tried.append(f"download: failed ({type(err).__name__}: {err})")
     else:
-        tried.append("download: skipped (offline)")
+        tried.append("download: skipped (download=False or COURSE_OFFLINE is set)")
     raise FileNotFoundError(f"{name} is not available. Tried:\n  " + "\n  ".join(tried))
 
 

@@ -120,7 +120,7 @@ def describe_environment(dataset: str = "fashion_mnist") -> EnvironmentReport:
     Taught in notebook 00. Nothing is downloaded or written: the data line only says where
     :func:`course_utils.data.get_dataset` would find the data right now.
     """
-    from course_utils.data import locate_dataset  # data does not import hardware
+    from course_utils.datasets import locate_dataset  # datasets does not import hardware
 
     device = get_device()
     if device.type == "cuda":

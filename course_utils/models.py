@@ -53,7 +53,8 @@ def _conv_block(c_in: int, c_out: int, norm: str) -> list[nn.Module]:
 
 def small_cnn(in_channels: int = 1, num_classes: int = 10, *, width: int = 16,
               norm: str = "batch", dropout: float = 0.0) -> nn.Sequential:
-    """Three 3x3 conv blocks (width, 2*width, 2*width), two max-pools, global average pooling.
+    """Two 3x3 conv blocks (``width``, ``2*width`` channels), each followed by 2x2 max-pooling,
+    then a 4x4 adaptive average pool and a linear classifier.
 
     ``(N, in_channels, H, W) -> (N, num_classes)`` for any H, W >= 4 (28x28 and 32x32 alike).
 
@@ -69,10 +70,9 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10, *, width: int = 16,
     layers = [
         *_conv_block(in_channels, width, norm), nn.MaxPool2d(2),
         *_conv_block(width, 2 * width, norm), nn.MaxPool2d(2),
-        *_conv_block(2 * width, 2 * width, norm),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+        nn.AdaptiveAvgPool2d(4), nn.Flatten(),
     ]
     if dropout:
         layers.append(nn.Dropout(dropout))
-    layers.append(nn.Linear(2 * width, num_classes))
+    layers.append(nn.Linear(2 * width * 16, num_classes))
     return nn.Sequential(*layers)

@@ -19,7 +19,7 @@ _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
 def _path(name: str, folder: str | Path) -> Path:
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):  # match() would accept a trailing newline ("$")
         raise ValueError(f"result name {name!r} may use only letters, digits, '_' and '-'")
     return Path(folder) / f"{name}.json"
 
