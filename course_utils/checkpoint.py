@@ -66,7 +66,13 @@ def load_checkpoint(path: str | Path, *, model: torch.nn.Module | None = None,
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
-    checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except PermissionError:
+        raise
+    except Exception as err:  # another kind of file: torch.load's error depends on its contents
+        raise ValueError(f"{path} is not a course checkpoint (format {FORMAT}): torch.load("
+                         f"weights_only=True) failed with {type(err).__name__}") from err
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise ValueError(f"{path} is not a course checkpoint (format {FORMAT})")
     for name, target in (("model", model), ("optimizer", optimizer), ("scheduler", scheduler)):

@@ -49,7 +49,7 @@ def check_accuracy(fn: Callable[[torch.Tensor, torch.Tensor], object]) -> CheckR
     cases.append((perfect, torch.arange(4)))
     for k, (logits, y) in enumerate(cases):
         got, failure = _call(fn, logits.clone(), y.clone())
-        if failure:
+        if failure is not None:  # a CheckResult that failed is falsy
             return failure
         if got is None:
             return CheckResult(False, f"{fn.__name__} returned None: did you forget `return`?")
@@ -86,7 +86,7 @@ def check_train_step(fn: Callable[..., object]) -> CheckResult:
     for step in (1, 2):
         expected = train_step(reference, x, y, optimizer=opt_ref, loss_fn=loss_fn)
         got, failure = _call(fn, student, x, y, opt_student, loss_fn)
-        if failure:
+        if failure is not None:  # a CheckResult that failed is falsy
             return failure
         unchanged = all(torch.equal(a, b) for a, b in zip(student.parameters(),
                                                           initial.parameters(), strict=True))

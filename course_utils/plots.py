@@ -44,7 +44,8 @@ def plot_history(history: History, *, smooth: int = 50, axes: Sequence[Axes] | N
     if axes is None:
         _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
     loss_ax, acc_ax = axes
-    line = loss_ax.plot(history.step, history.train_loss, alpha=0.25, linewidth=0.8)[0]
+    line = loss_ax.plot(history.step, history.train_loss, alpha=0.25, linewidth=0.8,
+                        label=label if smooth <= 1 else None)[0]  # the only curve: it gets the label
     if smooth > 1:
         loss_ax.plot(history.step, moving_average(history.train_loss, smooth),
                      color=line.get_color(), label=label)
@@ -58,7 +59,8 @@ def plot_history(history: History, *, smooth: int = 50, axes: Sequence[Axes] | N
     acc_ax.set(xlabel="epoch", ylabel="validation accuracy (%)", title="validation accuracy")
     if label is not None:
         loss_ax.legend()
-        acc_ax.legend()
+        if history.val_acc:  # an empty legend only draws a warning
+            acc_ax.legend()
     return axes
 
 

@@ -118,7 +118,9 @@ def test_fashion_mnist_falls_back_to_digits_with_a_notice(no_network, capsys):
     assert out.startswith("NOTICE: fashion_mnist is not available")
     assert "scikit-learn's bundled 8x8 digits" in out
     assert "make data" in out and "COURSE_DATA_DIR" in out and "internet" in out
-    assert ("download: skipped (download=False or COURSE_OFFLINE is set)" if no_network == "offline" else "download: failed (OSError") in out
+    expected = ("download: skipped (download=False or COURSE_OFFLINE is set)"
+                if no_network == "offline" else "download: failed (OSError")
+    assert expected in out
     assert train.images.dtype == torch.uint8 and train.images.shape == (1437, 1, 28, 28)
     assert train.classes == DIGIT_CLASSES and train.source == "fallback: scikit-learn digits"
     assert set(train.targets.tolist()) == set(range(10))
