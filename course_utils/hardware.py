@@ -74,7 +74,8 @@ def _version(package: str) -> str:
         return "not installed"
 
 
-def _cpu_name() -> str:
+def cpu_name() -> str:
+    """The processor model (from /proc/cpuinfo on Linux), else what platform reports."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:
@@ -137,7 +138,7 @@ def describe_environment(dataset: str = "fashion_mnist") -> EnvironmentReport:
     return EnvironmentReport(
         python=platform.python_version(),
         platform=f"{platform.system()} {platform.machine()}",
-        cpu=_cpu_name(),
+        cpu=cpu_name(),
         cpu_count=os.cpu_count() or 1,
         torch_threads=torch.get_num_threads(),
         device=str(device),

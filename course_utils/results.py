@@ -7,6 +7,7 @@ on; notebooks 01-13 load it to compare their tricks against it on the same machi
 from __future__ import annotations
 
 import json
+import os
 import platform
 import re
 from datetime import datetime, timezone
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from course_utils.hardware import cpu_name
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -31,7 +34,7 @@ def save_results(name: str, values: dict[str, Any], *, device: torch.device | st
         "name": name,
         "values": values,
         "device": str(device),
-        "machine": f"{platform.system()} {platform.machine()}, {platform.processor() or 'cpu'}",
+        "machine": f"{platform.system()} {platform.machine()}, {cpu_name()} ({os.cpu_count()} cores)",
         "torch": torch.__version__,
         "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
     }
