@@ -54,9 +54,8 @@ def doctor() -> int:
 
 def _try_load(name: str, *, download: bool) -> str | None:
     try:
-        for train in (True, False):
-            _, _, source = load_raw(name, train, download=download)
-        return source
+        sources = [load_raw(name, train, download=download)[2] for train in (True, False)]
+        return sources[0]  # the test split then comes from the cache the first load filled
     except FileNotFoundError as err:
         print(err)
         return None
