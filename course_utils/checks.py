@@ -104,3 +104,72 @@ def check_train_step(fn: Callable[..., object]) -> CheckResult:
             return CheckResult(False, f"step {step} returned {got!r}; return the batch's loss "
                                       f"(expected {expected.item():.4f})")
     return CheckResult(True, f"{fn.__name__} matches the reference step twice in a row.")
+
+
+def _number(value: object) -> float | None:
+    """A float from a number or a one-element tensor, else None."""
+    if isinstance(value, torch.Tensor) and value.numel() == 1:
+        return float(value.item())
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    return None
+
+
+def _warmup_cosine_hint(step: int, got: float, lr: float, warmup: int, total: int) -> str:
+    """Name the usual mistake behind a wrong LR at ``step``."""
+    import math
+
+    def close(a: float, b: float) -> bool:
+        return abs(a - b) <= 1e-9 + 1e-6 * abs(b)
+
+    if step < warmup:
+        if close(got, lr * (step + 1) / warmup):
+            return ("off by one: the warm-up starts at 0 at step 0 (lr * step / warmup_steps) "
+                    "and reaches lr exactly at step warmup_steps")
+        if close(got, lr):
+            return "no warm-up: during the first warmup_steps steps the LR rises linearly from 0"
+        return "during the warm-up the LR is lr * step / warmup_steps"
+    decay = total - warmup
+    if close(got, lr * (1 + math.cos(math.pi * step / total)) / 2):
+        return ("the cosine must start after the warm-up: use progress = "
+                "(step - warmup_steps) / (total_steps - warmup_steps)")
+    if close(got, lr * (1 + math.cos(math.pi * (step - warmup) / total)) / 2):
+        return ("divide by the length of the decay, total_steps - warmup_steps, so the LR "
+                "reaches 0 exactly at total_steps")
+    if close(got, lr * (1 - math.cos(math.pi * (step - warmup) / decay)) / 2):
+        return "the cosine goes the wrong way: it falls from lr to 0, lr * (1 + cos(pi * progress)) / 2"
+    return ("after the warm-up the LR is lr * (1 + cos(pi * progress)) / 2 with "
+            "progress = (step - warmup_steps) / (total_steps - warmup_steps)")
+
+
+def check_warmup_cosine(fn: Callable[[int, float, int, int], object]) -> CheckResult:
+    """Check ``fn(step, lr, warmup_steps, total_steps) -> lr`` against the course's
+    ``schedules.warmup_cosine`` (linear warm-up from 0, then cosine decay to 0).
+
+    Every step from 0 to ``total_steps`` of a few configurations is compared; the first
+    mismatch is reported with its most likely cause. Notebook 05.
+    """
+    from course_utils.schedules import warmup_cosine
+
+    configs = ((0.1, 10, 100), (1.0, 3, 20), (0.5, 0, 50))  # (lr, warmup_steps, total_steps)
+    for lr, warmup, total in configs:
+        for step in range(total + 1):
+            got, failure = _call(fn, step, lr, warmup, total)
+            if failure is not None:  # a CheckResult that failed is falsy
+                note = " (warmup_steps=0 means no warm-up at all)" if warmup == 0 else ""
+                return CheckResult(False, failure.message + f" at step {step} with lr={lr}, "
+                                          f"warmup_steps={warmup}, total_steps={total}{note}")
+            if got is None:
+                return CheckResult(False, f"{fn.__name__} returned None: did you forget `return`?")
+            value = _number(got)
+            if value is None:
+                return CheckResult(False, f"{fn.__name__} returned {type(got).__name__}; return "
+                                          "the learning rate as a float")
+            expected = warmup_cosine(step, lr=lr, warmup_steps=warmup, total_steps=total)
+            if abs(value - expected) > 1e-9 + 1e-6 * abs(expected):
+                hint = _warmup_cosine_hint(step, value, lr, warmup, total)
+                return CheckResult(False, f"with lr={lr}, warmup_steps={warmup}, "
+                                          f"total_steps={total}: at step {step} got {value:.6g}, "
+                                          f"expected {expected:.6g}; {hint}")
+    return CheckResult(True, f"{fn.__name__} matches warmup_cosine at every step of "
+                             f"{len(configs)} configurations.")

@@ -1,17 +1,20 @@
-"""Figures for the notebooks: training curves and image grids. Every function returns its Axes.
+"""Figures for the notebooks: training curves, image grids, LR schedules and the LR finder.
+
+Every function returns its Axes.
 
 A leaf module: importing it imports matplotlib, so ``course_utils`` itself never does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 
+from course_utils.lr_finder import LRFinderResult
 from course_utils.train import History
 
 
@@ -99,3 +102,43 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
             label = int(labels[i])
             ax.set_title(classes[label] if classes is not None else str(label), fontsize=8)
     return axes
+
+
+def plot_schedule(schedule: Callable[[int], float], total_steps: int, *, ax: Axes | None = None,
+                  label: str | None = None) -> Axes:
+    """The learning rate ``schedule(step)`` for steps ``0 .. total_steps - 1``. Notebook 05."""
+    if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
+        raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+    ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)], label=label)
+    ax.set(xlabel="optimizer step", ylabel="learning rate")
+    if label is not None:
+        ax.legend()
+    return ax
+
+
+def plot_lr_finder(result: LRFinderResult, *, ax: Axes | None = None) -> Axes:
+    """The LR range test: batch losses (faint), smoothed loss and the suggested LR. Notebook 05.
+
+    The y-axis stops a little above the loss at the start, so the blow-up at the end does
+    not squash the interesting part of the curve.
+    """
+    if not isinstance(result, LRFinderResult):
+        raise TypeError(f"result must be an LRFinderResult, got {type(result).__name__}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+    lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
+    smoothed = np.asarray(result.smoothed)
+    ax.plot(lrs, losses, alpha=0.3, linewidth=0.8, label="batch loss")
+    ax.plot(lrs, smoothed, label="smoothed loss")
+    ax.axvline(result.suggested_lr, color="tab:red", linestyle="--",
+               label=f"suggested lr = {result.suggested_lr:.2g}")
+    finite = smoothed[np.isfinite(smoothed)]
+    if finite.size:
+        low, start = float(finite.min()), float(finite[0])
+        ax.set_ylim(low - 0.1 * (start - low) - 1e-3, start + 0.3 * (start - low) + 1e-3)
+    ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss",
+           title="LR range test" + (" (stopped: loss blew up)" if result.diverged else ""))
+    ax.legend()
+    return ax

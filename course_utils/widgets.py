@@ -1,0 +1,100 @@
+"""ipywidgets explorers: controls wired to the course's plain functions, nothing more.
+
+A leaf module: importing it imports ipywidgets and matplotlib, so ``course_utils`` never does.
+Each explorer redraws into an ``Image`` widget (no ``widgets.Output``, which notebook
+validation cannot compare), and the function that maps controls to what is drawn is public
+and testable without a browser.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+
+import ipywidgets as widgets
+from matplotlib.figure import Figure
+
+from course_utils import schedules
+from course_utils.schedules import SCHEDULES, Schedule
+
+
+def schedule_from_controls(kind: str, *, lr: float, total_steps: int, warmup_fraction: float = 0.1,
+                           gamma: float = 0.1, cycles: int = 2) -> Schedule:
+    """The schedule the explorer draws for its control values. Notebook 05.
+
+    ``lr`` is the peak LR of every schedule. Step and exponential decay multiply the LR by
+    ``gamma`` every third of the run (in one jump or smoothly); multistep at 50% and 75%.
+    ``warmup_fraction`` is the warm-up length (``warmup_cosine``) or ``pct_start``
+    (``one_cycle``); ``cycles`` is the number of triangles of the cyclical schedule, which
+    runs between ``lr / 10`` and ``lr``.
+
+    Raises:
+        ValueError: unknown ``kind`` (the message lists the allowed ones) or bad numbers.
+    """
+    if kind not in SCHEDULES:
+        raise ValueError(f"kind={kind!r}; choose one of {tuple(SCHEDULES)}")
+    if not isinstance(total_steps, int) or total_steps < 10:
+        raise ValueError(f"total_steps must be an int >= 10, got {total_steps!r}")
+    if not isinstance(cycles, int) or not 1 <= cycles <= total_steps // 4:
+        raise ValueError(f"cycles must be an int in [1, {total_steps // 4}], got {cycles!r}")
+    third = max(1, total_steps // 3)
+    makers = {
+        "constant": lambda: functools.partial(schedules.constant, lr=lr),
+        "step": lambda: functools.partial(schedules.step_decay, lr=lr, step_size=third, gamma=gamma),
+        "multistep": lambda: functools.partial(
+            schedules.multistep, lr=lr, milestones=[total_steps // 2, 3 * total_steps // 4], gamma=gamma),
+        "exponential": lambda: functools.partial(schedules.exponential, lr=lr, gamma=gamma ** (1 / third)),
+        "cosine": lambda: functools.partial(schedules.cosine, lr=lr, total_steps=total_steps),
+        "warmup_cosine": lambda: functools.partial(
+            schedules.warmup_cosine, lr=lr, warmup_steps=round(warmup_fraction * total_steps),
+            total_steps=total_steps),
+        "triangular": lambda: functools.partial(
+            schedules.triangular, base_lr=lr / 10, max_lr=lr, step_size_up=total_steps // (2 * cycles)),
+        "one_cycle": lambda: functools.partial(
+            schedules.one_cycle, max_lr=lr, total_steps=total_steps, pct_start=max(0.05, warmup_fraction)),
+    }
+    schedule = makers[kind]()
+    schedule(0)  # raises ValueError now, not at drawing time, for out-of-range parameters
+    return schedule
+
+
+def _schedule_png(schedule: Schedule, total_steps: int, title: str) -> bytes:
+    figure = Figure(figsize=(6, 3), dpi=80, layout="constrained")
+    ax = figure.subplots()
+    ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)])
+    ax.set(xlabel="optimizer step", ylabel="learning rate", title=title, ylim=(0, None))
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
+
+
+def schedule_explorer(total_steps: int = 1000) -> widgets.VBox:
+    """Pick a schedule and its parameters, see its LR curve. Notebook 05.
+
+    Returns the widget box; its last child is the ``Image`` that is redrawn on every change.
+    """
+    kind = widgets.Dropdown(options=tuple(SCHEDULES), value="warmup_cosine", description="schedule")
+    lr = widgets.FloatLogSlider(value=0.1, base=10, min=-4, max=0, description="peak lr")
+    steps = widgets.IntSlider(value=total_steps, min=100, max=max(5000, total_steps), step=100,
+                              description="steps")
+    warmup = widgets.FloatSlider(value=0.1, min=0.0, max=0.5, step=0.05, description="warm-up")
+    gamma = widgets.FloatSlider(value=0.1, min=0.05, max=0.9, step=0.05, description="gamma")
+    cycles = widgets.IntSlider(value=2, min=1, max=8, description="cycles")
+    image = widgets.Image(format="png")
+    status = widgets.Label()
+    controls = (kind, lr, steps, warmup, gamma, cycles)
+
+    def redraw(_change: object = None) -> None:
+        # the slider ranges only allow valid combinations, so this never raises
+        schedule = schedule_from_controls(kind.value, lr=lr.value, total_steps=steps.value,
+                                          warmup_fraction=warmup.value, gamma=gamma.value,
+                                          cycles=cycles.value)
+        status.value = (f"lr at step 0: {schedule(0):.3g}, peak: {lr.value:.3g}, "
+                        f"at the last step: {schedule(steps.value - 1):.3g}")
+        image.value = _schedule_png(schedule, steps.value, kind.value)
+
+    for control in controls:
+        control.observe(redraw, names="value")
+    redraw()
+    return widgets.VBox([widgets.HBox(list(controls[:3])), widgets.HBox(list(controls[3:])),
+                         status, image])
