@@ -155,10 +155,12 @@ def check_warmup_cosine(fn: Callable[[int, float, int, int], object]) -> CheckRe
     for lr, warmup, total in configs:
         for step in range(total + 1):
             got, failure = _call(fn, step, lr, warmup, total)
+            if failure is not None and "not implemented" in failure.message:
+                return failure
             if failure is not None:  # a CheckResult that failed is falsy
-                note = " (warmup_steps=0 means no warm-up at all)" if warmup == 0 else ""
-                return CheckResult(False, failure.message + f" at step {step} with lr={lr}, "
-                                          f"warmup_steps={warmup}, total_steps={total}{note}")
+                note = "; warmup_steps=0 means no warm-up at all" if warmup == 0 else ""
+                return CheckResult(False, f"{failure.message} (at step {step} with lr={lr}, "
+                                          f"warmup_steps={warmup}, total_steps={total}{note})")
             if got is None:
                 return CheckResult(False, f"{fn.__name__} returned None: did you forget `return`?")
             value = _number(got)

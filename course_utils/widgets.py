@@ -59,7 +59,7 @@ def schedule_from_controls(kind: str, *, lr: float, total_steps: int, warmup_fra
 
 
 def _schedule_png(schedule: Schedule, total_steps: int, title: str) -> bytes:
-    figure = Figure(figsize=(6, 3), dpi=80, layout="constrained")
+    figure = Figure(figsize=(6, 2.8), dpi=72, layout="constrained")
     ax = figure.subplots()
     ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)])
     ax.set(xlabel="optimizer step", ylabel="learning rate", title=title, ylim=(0, None))
