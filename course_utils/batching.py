@@ -39,7 +39,8 @@ def accumulated_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     micro-batches are equal) before ``backward()``, so the summed gradients are those of the
     whole batch's mean loss. Without BatchNorm (or dropout) the step equals
     ``train_step(model, x, y, ...)`` up to float rounding; with BatchNorm it does not, because
-    each micro-batch is normalized with its own statistics.
+    each micro-batch is normalized with its own statistics. Taught in notebook 03, which
+    writes it from scratch first.
 
     Args:
         x, y: the full batch, ``(N, ...)`` and ``(N,)``, on the model's device.
@@ -87,7 +88,7 @@ def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     leaves the model (hooks, mode, weights) as it was. An *estimate*: autograd keeps some of
     these outputs, some inputs and some extras (e.g. max-pooling indices) for the backward pass;
     :func:`saved_tensor_bytes` measures exactly what it keeps. Activations grow linearly with
-    the batch size, which is why too large a batch runs out of GPU memory.
+    the batch size, which is why too large a batch runs out of GPU memory. Taught in notebook 03.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.

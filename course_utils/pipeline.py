@@ -48,6 +48,8 @@ class DecodeCostDataset(Dataset):
     Raises:
         ValueError: ``cost_s`` is negative or not a number, or ``kind`` is unknown.
         TypeError: ``dataset`` has no ``__getitem__``/``__len__``.
+
+    Taught in notebook 03, which measures loaders with and without workers over it.
     """
 
     def __init__(self, dataset: Dataset, *, cost_s: float, kind: str = "sleep") -> None:
@@ -82,6 +84,7 @@ def iterate_epoch(loader: Iterable, *, device: torch.device | str | None = None)
     This is what "loader-only throughput" times: producing batches and, with ``device``,
     copying them there (``non_blocking=True``, which only overlaps with other work when the
     batch sits in pinned memory). Batches are ``(x, y)`` pairs with the batch in dimension 0.
+    Taught in notebook 03.
 
     Raises:
         ValueError: the loader yielded no batches.
