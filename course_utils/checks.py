@@ -175,3 +175,70 @@ def check_warmup_cosine(fn: Callable[[int, float, int, int], object]) -> CheckRe
                                           f"expected {expected:.6g}; {hint}")
     return CheckResult(True, f"{fn.__name__} matches warmup_cosine at every step of "
                              f"{len(configs)} configurations.")
+
+
+def check_accumulated_step(fn: Callable[..., object]) -> CheckResult:
+    """Check ``fn(model, x, y, optimizer, loss_fn, micro_batch)`` against one large-batch step.
+
+    Gradient accumulation over micro-batches must give the same weights as ``train_step`` on
+    the whole batch (a model without BatchNorm, plain SGD, so a wrongly scaled gradient shows
+    up as a wrongly sized update). Tries equal micro-batches, then a smaller last one, twice
+    in a row each. Notebook 03.
+    """
+    generator = torch.Generator().manual_seed(0)
+    loss_fn = nn.CrossEntropyLoss()
+    cases = ((24, 8), (20, 8))  # (batch, micro_batch): 3 equal micro-batches; then 8, 8, 4
+    for batch, micro in cases:
+        x, y = torch.randn(batch, 6, generator=generator), torch.randint(0, 3, (batch,),
+                                                                          generator=generator)
+        with torch.random.fork_rng():
+            torch.manual_seed(0)
+            reference = nn.Sequential(nn.Linear(6, 8), nn.Tanh(), nn.Linear(8, 3))
+        student, initial = copy.deepcopy(reference), copy.deepcopy(reference)
+        opt_ref = torch.optim.SGD(reference.parameters(), lr=0.5)
+        opt_student = torch.optim.SGD(student.parameters(), lr=0.5)
+        for step in (1, 2):
+            before = [p.detach().clone() for p in reference.parameters()]
+            expected = train_step(reference, x, y, optimizer=opt_ref, loss_fn=loss_fn)
+            got, failure = _call(fn, student, x, y, opt_student, loss_fn, micro)
+            if failure is not None:  # a CheckResult that failed is falsy
+                return failure
+            if all(torch.equal(a, b) for a, b in zip(student.parameters(), initial.parameters(),
+                                                     strict=True)):
+                return CheckResult(False, "the parameters did not change: call backward() on "
+                                          "each micro-batch loss and optimizer.step() once")
+            mismatch = _accumulation_mismatch(student, reference, before, batch, micro, step)
+            if mismatch is not None:
+                return CheckResult(False, mismatch)
+            if not isinstance(got, torch.Tensor) or not torch.allclose(got.detach(), expected,
+                                                                       atol=1e-6):
+                return CheckResult(False, f"step {step} returned {got!r}; return the mean loss "
+                                          f"over the whole batch (expected {expected.item():.4f})")
+    return CheckResult(True, f"{fn.__name__} reproduces large-batch steps, also with a smaller "
+                             "last micro-batch.")
+
+
+def _accumulation_mismatch(student: nn.Module, reference: nn.Module, before: list[torch.Tensor],
+                           batch: int, micro: int, step: int) -> str | None:
+    """Why the student's weights differ from the reference after ``step`` (None if they agree)."""
+    pairs = list(zip(student.named_parameters(), reference.parameters(), before, strict=True))
+    if all(torch.allclose(p, q, atol=1e-6) for (_, p), q, _ in pairs):
+        return None
+    name = next(n for (n, p), q, _ in pairs if not torch.allclose(p, q, atol=1e-6))
+    steps = -(-batch // micro)
+    # Compare the student's update with the reference update (from the same weights on step 1).
+    ratios = [((p - b).norm() / (q - b).norm()).item() for (_, p), q, b in pairs
+              if (q - b).norm() > 0]
+    ratio = sum(ratios) / len(ratios) if ratios else float("nan")
+    where = f"after step {step} ({batch} examples in micro-batches of {micro}), {name!r} differs"
+    if step == 2:
+        return (f"{where}: gradients from step 1 leaked into step 2; call "
+                "optimizer.zero_grad() once at the start of each accumulated step")
+    if abs(ratio - steps) < 0.05 * steps:
+        return (f"{where}: the update is {steps}x too large; divide each micro-batch's mean "
+                f"loss by the number of micro-batches ({steps}) before backward()")
+    if batch % micro:
+        return (f"{where}: with a smaller last micro-batch, weight each micro-batch's mean loss "
+                "by len(micro-batch) / len(batch) instead of 1 / number of micro-batches")
+    return (f"{where}: run forward and backward on every micro-batch, adding up the gradients, "
+            "then call optimizer.step() once at the end")
