@@ -5,13 +5,14 @@ A leaf module: importing it imports matplotlib, so ``course_utils`` itself never
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
 
+from course_utils.surfaces import Surface
 from course_utils.train import History
 
 
@@ -99,3 +100,44 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
             label = int(labels[i])
             ax.set_title(classes[label] if classes is not None else str(label), fontsize=8)
     return axes
+
+
+def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.ndarray], *,
+                      ax: Axes | None = None, title: str | None = None,
+                      resolution: int = 150) -> Axes:
+    """Contours of a 2-D ``surface`` and the path each optimizer took across it (notebook 04).
+
+    Args:
+        paths: label -> points ``(k, 2)``, e.g. from :func:`course_utils.surfaces.trajectory`.
+            Points outside the surface's window are clipped by the axes (a diverged run
+            leaves the picture).
+        resolution: grid points per axis for the contours.
+    """
+    if not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+    xs = torch.linspace(*surface.xlim, resolution, dtype=torch.float64)
+    ys = torch.linspace(*surface.ylim, resolution, dtype=torch.float64)
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
+    values = surface(grid_x, grid_y).numpy()
+    if surface.log_levels:
+        low = max(float(values.min()), 1e-3)
+        levels = np.geomspace(low, float(values.max()), 25)
+    else:
+        levels = np.linspace(float(values.min()), float(values.max()), 25)
+    ax.contour(grid_x.numpy(), grid_y.numpy(), values, levels=levels, colors="0.75",
+               linewidths=0.6)
+    for label, points in paths.items():
+        points = np.asarray(points, dtype=float)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"path {label!r} must have shape (k, 2), got {points.shape}")
+        ax.plot(points[:, 0], points[:, 1], marker="o", markersize=1.5, linewidth=1.0,
+                label=label)
+    ax.plot(*surface.start, marker="o", color="black", markersize=5, linestyle="none")
+    ax.plot(*surface.minimum, marker="*", color="black", markersize=10, linestyle="none")
+    ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y",
+           title=title if title is not None else surface.name)
+    if paths:
+        ax.legend(fontsize=7, loc="best")
+    return ax
