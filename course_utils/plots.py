@@ -110,7 +110,7 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.nd
     Args:
         paths: label -> points ``(k, 2)``, e.g. from :func:`course_utils.surfaces.trajectory`.
             Points outside the surface's window are clipped by the axes (a diverged run
-            leaves the picture).
+            leaves the picture); every 10th point is marked, so spacing shows speed.
         resolution: grid points per axis for the contours.
     """
     if not isinstance(resolution, int) or resolution < 2:
@@ -122,17 +122,17 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.nd
     grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
     values = surface(grid_x, grid_y).numpy()
     if surface.log_levels:
-        low = max(float(values.min()), 1e-3)
-        levels = np.geomspace(low, float(values.max()), 25)
-    else:
-        levels = np.linspace(float(values.min()), float(values.max()), 25)
-    ax.contour(grid_x.numpy(), grid_y.numpy(), values, levels=levels, colors="0.75",
-               linewidths=0.6)
+        levels = np.geomspace(max(float(values.min()), 1e-3), float(values.max()), 15)
+    else:  # quantiles: as many bands near the minimum as on the steep walls
+        levels = np.unique(np.quantile(values, np.linspace(0, 1, 15)))
+    # filled bands without antialiasing keep the stored PNG small (contour lines triple it)
+    ax.contourf(grid_x.numpy(), grid_y.numpy(), values, levels=levels, cmap="Greys", alpha=0.35,
+                antialiased=False)
     for label, points in paths.items():
         points = np.asarray(points, dtype=float)
         if points.ndim != 2 or points.shape[1] != 2:
             raise ValueError(f"path {label!r} must have shape (k, 2), got {points.shape}")
-        ax.plot(points[:, 0], points[:, 1], marker="o", markersize=1.5, linewidth=1.0,
+        ax.plot(points[:, 0], points[:, 1], marker="o", markersize=2.5, markevery=10, linewidth=1.2,
                 label=label)
     ax.plot(*surface.start, marker="o", color="black", markersize=5, linestyle="none")
     ax.plot(*surface.minimum, marker="*", color="black", markersize=10, linestyle="none")

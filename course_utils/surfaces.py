@@ -26,8 +26,12 @@ def rosenbrock(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 
 def saddle(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``x**2 / 2 - y**2 / 2 + y**4 / 4``: a saddle at (0, 0), minima -1/4 at (0, +-1)."""
-    return x**2 / 2 - y**2 / 2 + y**4 / 4
+    """``x**2 + (y**4 - 2 y**2) / 40``: a saddle at (0, 0), minima -1/40 at (0, +-1).
+
+    Curvature 2 along x and -0.1 along y at the saddle: the same 20:1 ratio as the quadratic,
+    so a learning rate that is stable along x escapes slowly along y.
+    """
+    return x**2 + (y**4 - 2 * y**2) / 40
 
 
 @dataclass(frozen=True)
@@ -51,7 +55,7 @@ SURFACES = {
                          (-10.0, 10.0), (-3.0, 3.0), False),
     "rosenbrock": Surface("Rosenbrock", rosenbrock, (-1.5, 2.0), (1.0, 1.0), (-2.0, 2.0),
                           (-1.0, 3.0), True),
-    "saddle": Surface("saddle", saddle, (-2.0, 0.01), (0.0, 1.0), (-2.5, 2.5), (-1.7, 1.7), False),
+    "saddle": Surface("saddle", saddle, (-2.0, 0.01), (0.0, 1.0), (-2.5, 2.5), (-1.6, 1.6), False),
 }
 
 

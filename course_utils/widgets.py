@@ -33,7 +33,7 @@ def render_trajectory(surface: str, optimizer: str, *, lr: float, momentum: floa
         steps=steps)
     final = chosen(path[-1, 0], path[-1, 1]).item()
     diverged = len(path) <= steps
-    figure = Figure(figsize=(6, 4), dpi=80, layout="constrained")
+    figure = Figure(figsize=(6, 4), dpi=64, layout="constrained")  # small: stored in the notebook
     FigureCanvasAgg(figure)  # attaches an off-screen canvas: no pyplot, nothing auto-displayed
     ax = figure.add_subplot()
     status = f"diverged after {len(path) - 1} steps" if diverged else f"loss after {steps} steps: {final:.3g}"

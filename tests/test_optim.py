@@ -47,7 +47,8 @@ def twin_models() -> tuple[nn.Module, nn.Module]:
 def test_matches_torch_step_by_step(case):
     ours_cls, torch_cls, kwargs = CASES[case]
     ours_model, torch_model = twin_models()
-    ours, reference = ours_cls(ours_model.parameters(), **kwargs), torch_cls(torch_model.parameters(), **kwargs)
+    ours = ours_cls(ours_model.parameters(), **kwargs)
+    reference = torch_cls(torch_model.parameters(), **kwargs)
     generator = torch.Generator().manual_seed(1)
     for step in range(STEPS):
         x, y = torch.randn(8, 5, generator=generator), torch.randint(0, 3, (8,), generator=generator)
@@ -78,7 +79,7 @@ def test_parameters_without_grad_are_skipped_and_closure_is_called():
     for cls in (optim.SGD, optim.Adagrad, optim.RMSprop, optim.Adam, optim.AdamW):
         optimizer = cls([used, unused], lr=0.1)
 
-        def closure():
+        def closure(optimizer=optimizer):
             optimizer.zero_grad()
             loss = (used**2).sum()
             loss.backward()
