@@ -7,7 +7,7 @@ A leaf module: importing it imports matplotlib, so ``course_utils`` itself never
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -15,6 +15,7 @@ import torch
 from matplotlib.axes import Axes
 
 from course_utils.lr_finder import LRFinderResult
+from course_utils.surfaces import Surface
 from course_utils.train import History
 
 
@@ -141,4 +142,45 @@ def plot_lr_finder(result: LRFinderResult, *, ax: Axes | None = None) -> Axes:
     ax.set(xscale="log", xlabel="learning rate (log scale)", ylabel="training loss",
            title="LR range test" + (" (stopped: loss blew up)" if result.diverged else ""))
     ax.legend()
+    return ax
+
+
+def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.ndarray], *,
+                      ax: Axes | None = None, title: str | None = None,
+                      resolution: int = 150) -> Axes:
+    """Contours of a 2-D ``surface`` and the path each optimizer took across it (notebook 04).
+
+    Args:
+        paths: label -> points ``(k, 2)``, e.g. from :func:`course_utils.surfaces.trajectory`.
+            Points outside the surface's window are clipped by the axes (a diverged run
+            leaves the picture); every 10th point is marked, so spacing shows speed.
+        resolution: grid points per axis for the contours.
+    """
+    if not isinstance(resolution, int) or resolution < 2:
+        raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
+    if ax is None:
+        _, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+    xs = torch.linspace(*surface.xlim, resolution, dtype=torch.float64)
+    ys = torch.linspace(*surface.ylim, resolution, dtype=torch.float64)
+    grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
+    values = surface(grid_x, grid_y).numpy()
+    if surface.log_levels:
+        levels = np.geomspace(max(float(values.min()), 1e-3), float(values.max()), 15)
+    else:  # quantiles: as many bands near the minimum as on the steep walls
+        levels = np.unique(np.quantile(values, np.linspace(0, 1, 15)))
+    # filled bands without antialiasing keep the stored PNG small (contour lines triple it)
+    ax.contourf(grid_x.numpy(), grid_y.numpy(), values, levels=levels, cmap="Greys", alpha=0.35,
+                antialiased=False)
+    for label, points in paths.items():
+        points = np.asarray(points, dtype=float)
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"path {label!r} must have shape (k, 2), got {points.shape}")
+        ax.plot(points[:, 0], points[:, 1], marker="o", markersize=2.5, markevery=10, linewidth=1.2,
+                label=label)
+    ax.plot(*surface.start, marker="o", color="black", markersize=5, linestyle="none")
+    ax.plot(*surface.minimum, marker="*", color="black", markersize=10, linestyle="none")
+    ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y",
+           title=title if title is not None else surface.name)
+    if paths:
+        ax.legend(fontsize=7, loc="best")
     return ax

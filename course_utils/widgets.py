@@ -1,9 +1,9 @@
 """ipywidgets explorers: controls wired to the course's plain functions, nothing more.
 
 A leaf module: importing it imports ipywidgets and matplotlib, so ``course_utils`` never does.
-Each explorer redraws into an ``Image`` widget (no ``widgets.Output``, which notebook
-validation cannot compare), and the function that maps controls to what is drawn is public
-and testable without a browser.
+Each explorer redraws an off-screen matplotlib figure into an ``Image`` widget (no
+``widgets.Output``, which notebook validation cannot compare and a static book cannot show),
+and the function that maps controls to what is drawn is public and testable without a browser.
 """
 
 from __future__ import annotations
@@ -12,10 +12,22 @@ import functools
 import io
 
 import ipywidgets as widgets
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from course_utils import schedules
+from course_utils.optim import OPTIMIZER_NAMES, make_optimizer
+from course_utils.plots import plot_trajectories
 from course_utils.schedules import SCHEDULES, Schedule
+from course_utils.surfaces import SURFACES, get_surface, trajectory
+
+
+def _to_png(figure: Figure) -> bytes:
+    """Render an off-screen figure (no pyplot, nothing auto-displayed) to PNG bytes."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    return buffer.getvalue()
 
 
 def schedule_from_controls(kind: str, *, lr: float, total_steps: int, warmup_fraction: float = 0.1,
@@ -63,9 +75,7 @@ def _schedule_png(schedule: Schedule, total_steps: int, title: str) -> bytes:
     ax = figure.subplots()
     ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)])
     ax.set(xlabel="optimizer step", ylabel="learning rate", title=title, ylim=(0, None))
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
-    return buffer.getvalue()
+    return _to_png(figure)
 
 
 def schedule_explorer(total_steps: int = 1000) -> widgets.VBox:
@@ -98,3 +108,74 @@ def schedule_explorer(total_steps: int = 1000) -> widgets.VBox:
     redraw()
     return widgets.VBox([widgets.HBox(list(controls[:3])), widgets.HBox(list(controls[3:])),
                          status, image])
+
+BETA2_CHOICES = (0.9, 0.99, 0.999, 0.9999)
+
+
+def render_trajectory(surface: str, optimizer: str, *, lr: float, momentum: float, beta1: float,
+                      beta2: float, steps: int) -> bytes:
+    """The explorer's picture as PNG bytes: one optimizer's path on one surface.
+
+    ``beta2`` is also RMSprop's decay ``alpha``. Raises ValueError for unknown names or
+    out-of-range hyperparameters (see :func:`course_utils.optim.make_optimizer`).
+    """
+    chosen = get_surface(surface)
+    path = trajectory(chosen, lambda params: make_optimizer(
+        optimizer, params, lr=lr, momentum=momentum, betas=(beta1, beta2), alpha=beta2),
+        steps=steps)
+    final = chosen(path[-1, 0], path[-1, 1]).item()
+    diverged = len(path) <= steps
+    figure = Figure(figsize=(6, 4), dpi=64, layout="constrained")  # small: stored in the notebook
+    ax = figure.add_subplot()
+    status = f"diverged after {len(path) - 1} steps" if diverged else f"loss after {steps} steps: {final:.3g}"
+    plot_trajectories(chosen, {f"{optimizer}, lr={lr:.3g}": path}, ax=ax,
+                      title=f"{chosen.name}: {status}")
+    return _to_png(figure)
+
+
+def optimizer_explorer(surface: str = "quadratic", optimizer: str = "momentum", *,
+                       lr: float = 0.1, steps: int = 100) -> widgets.VBox:
+    """Pick a surface, an optimizer, its LR, momentum and betas; see its path redrawn.
+
+    Returns a ``VBox(controls, image)``; display it as a cell's last expression. Notebook 04.
+
+    Raises:
+        ValueError: unknown ``surface`` or ``optimizer``, ``lr`` outside [1e-4, 1], or
+            ``steps`` outside [10, 500].
+    """
+    get_surface(surface)
+    if optimizer not in OPTIMIZER_NAMES:
+        raise ValueError(f"unknown optimizer {optimizer!r}; choose one of {OPTIMIZER_NAMES}")
+    if not 1e-4 <= lr <= 1:
+        raise ValueError(f"lr must be in [1e-4, 1] (the slider's range), got {lr!r}")
+    if not isinstance(steps, int) or not 10 <= steps <= 500:
+        raise ValueError(f"steps must be an int in [10, 500], got {steps!r}")
+    style = {"description_width": "90px"}
+    controls = {
+        "surface": widgets.Dropdown(options=tuple(SURFACES), value=surface, description="surface",
+                                    style=style),
+        "optimizer": widgets.Dropdown(options=OPTIMIZER_NAMES, value=optimizer,
+                                      description="optimizer", style=style),
+        "lr": widgets.FloatLogSlider(value=lr, base=10, min=-4, max=0, step=0.1, description="lr",
+                                     continuous_update=False, style=style),
+        "momentum": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01,
+                                        description="momentum", continuous_update=False, style=style),
+        "beta1": widgets.FloatSlider(value=0.9, min=0.0, max=0.99, step=0.01, description="beta1",
+                                     continuous_update=False, style=style),
+        "beta2": widgets.SelectionSlider(options=BETA2_CHOICES, value=0.999,
+                                         description="beta2 / alpha", continuous_update=False,
+                                         style=style),
+        "steps": widgets.IntSlider(value=steps, min=10, max=500, step=10, description="steps",
+                                   continuous_update=False, style=style),
+    }
+    image = widgets.Image(format="png")
+
+    def redraw(_change: object = None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        image.value = render_trajectory(values.pop("surface"), values.pop("optimizer"), **values)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    boxes = list(controls.values())
+    return widgets.VBox([widgets.HBox([widgets.VBox(boxes[:4]), widgets.VBox(boxes[4:])]), image])

@@ -12,7 +12,7 @@ import sys
 
 HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
-              "schedules", "lr_finder", "pipeline", "batching")
+              "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces")
 
 SCRIPT = f"""
 import importlib, json, sys
