@@ -137,7 +137,8 @@ def setup(backend: str | None = None, *, timeout_s: float = 60.0) -> DistContext
         torch.cuda.set_device(device)
     try:
         dist.init_process_group(backend, rank=env.rank, world_size=env.world_size,
-                                timeout=timedelta(seconds=timeout_s))
+                                timeout=timedelta(seconds=timeout_s),
+                                device_id=device if device.type == "cuda" else None)
     except dist.DistError as err:
         first_line = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         where = (f"rank {env.rank} of {env.world_size} could not complete the rendezvous at "
