@@ -384,3 +384,68 @@ def check_adam_step(student: Callable[..., object] | type) -> CheckResult:
     name = getattr(student, "__name__", "student")
     return CheckResult(True, f"{name} ({kind}) matches torch.optim.Adam for {len(grads)} steps on "
                              f"{len(names)} parameters.")
+
+
+# --- notebook 12: sharding ----------------------------------------------------------------------
+
+def _shard_reference(num_samples: int, rank: int, world_size: int, seed: int, epoch: int, *,
+                     shuffle: bool = True, strided: bool = True) -> list[int]:
+    """DistributedSampler's indices for one rank, or a typical mistake (no shuffle, blocks)."""
+    order = (torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+             if shuffle else list(range(num_samples)))
+    per_rank = -(-num_samples // world_size)  # ceil
+    padded = (order * per_rank * world_size)[:per_rank * world_size]  # repeat from the start
+    return padded[rank::world_size] if strided else padded[rank * per_rank:(rank + 1) * per_rank]
+
+
+def check_shard_indices(fn: Callable[[int, int, int, int, int], object]) -> CheckResult:
+    """Check ``fn(num_samples, rank, world_size, seed, epoch) -> list of indices`` (one rank's shard).
+
+    The reference is ``torch.utils.data.distributed.DistributedSampler(range(num_samples),
+    num_replicas=world_size, rank=rank, shuffle=True, seed=seed)`` after ``set_epoch(epoch)``.
+    Names the usual mistake: no padding, no shuffle, contiguous blocks, epoch ignored. Notebook 12.
+    """
+    from torch.utils.data.distributed import DistributedSampler  # imported only when checking
+
+    cases = ((10, 2, 0, 0), (10, 3, 0, 0), (7, 4, 1, 1), (12, 3, 5, 2), (2, 5, 0, 0))
+    for num_samples, world_size, seed, epoch in cases:
+        for rank in range(world_size):
+            sampler = DistributedSampler(range(num_samples), num_replicas=world_size, rank=rank,
+                                         shuffle=True, seed=seed)
+            sampler.set_epoch(epoch)
+            expected = list(sampler)
+            got, failure = _call(fn, num_samples, rank, world_size, seed, epoch)
+            if failure is not None:  # a CheckResult that failed is falsy
+                return failure
+            if isinstance(got, torch.Tensor):
+                got = got.tolist()
+            case = (f"num_samples={num_samples}, rank={rank}, world_size={world_size}, "
+                    f"seed={seed}, epoch={epoch}")
+            if not isinstance(got, (list, tuple)) or not all(isinstance(i, int) for i in got):
+                return CheckResult(False, f"{case}: return a list of int indices, got {got!r}")
+            got = list(got)
+            if got == expected:
+                continue
+            hint = _shard_hint(got, expected, case_args=(num_samples, rank, world_size, seed, epoch))
+            return CheckResult(False, f"{case}: {hint}")
+    return CheckResult(True, f"{fn.__name__} agrees with DistributedSampler on "
+                             f"{sum(c[1] for c in cases)} (case, rank) pairs, padding included.")
+
+
+def _shard_hint(got: list[int], expected: list[int], *, case_args: tuple[int, ...]) -> str:
+    num_samples, rank, world_size, seed, epoch = case_args
+    if len(got) != len(expected):
+        pad = (" (the shards must be equal: pad the shuffled list by repeating its first indices "
+               "until its length is a multiple of world_size)" if len(got) < len(expected) else "")
+        return (f"got {len(got)} indices, expected ceil(num_samples / world_size) = "
+                f"{len(expected)}{pad}")
+    if got == _shard_reference(*case_args, shuffle=False):
+        return ("the indices are not shuffled: start from torch.randperm(num_samples, "
+                "generator=torch.Generator().manual_seed(seed + epoch)).tolist()")
+    if got == _shard_reference(*case_args, strided=False):
+        return ("each rank got a contiguous block; DistributedSampler deals the padded list out "
+                "round-robin: padded[rank::world_size]")
+    if epoch != 0 and got == _shard_reference(num_samples, rank, world_size, seed, 0):
+        return ("the order does not change with the epoch: seed the generator with seed + epoch, "
+                "so every epoch gets a new shuffle")
+    return f"got {got[:10]}, expected {expected[:10]} (the first indices of each shown)"

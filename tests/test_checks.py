@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
-from course_utils.checks import CheckResult, check_accuracy, check_train_step
+from course_utils.checks import CheckResult, check_accuracy, check_shard_indices, check_train_step
 
 # --- check_accuracy ----------------------------------------------------------------------------
 
@@ -199,3 +200,66 @@ def test_check_train_step_leaves_the_global_rng_alone():
     state = torch.get_rng_state()
     check_train_step(train_step)
     assert torch.equal(torch.get_rng_state(), state)
+
+
+# --- check_shard_indices -----------------------------------------------------------------------
+
+
+def shuffled_order(num_samples, seed, epoch):
+    return torch.randperm(num_samples, generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+
+
+def shard_indices(num_samples, rank, world_size, seed, epoch):
+    order = shuffled_order(num_samples, seed, epoch)
+    per_rank = -(-num_samples // world_size)
+    while len(order) < per_rank * world_size:
+        order += order[:per_rank * world_size - len(order)]
+    return order[rank::world_size]
+
+
+def shard_indices_tensor(num_samples, rank, world_size, seed, epoch):
+    return torch.tensor(shard_indices(num_samples, rank, world_size, seed, epoch))
+
+
+def shard_no_padding(num_samples, rank, world_size, seed, epoch):
+    order = shuffled_order(num_samples, seed, epoch)
+    return order[:num_samples // world_size * world_size][rank::world_size]
+
+
+def shard_no_shuffle(num_samples, rank, world_size, seed, epoch):
+    per_rank = -(-num_samples // world_size)
+    order = (list(range(num_samples)) * per_rank * world_size)[:per_rank * world_size]
+    return order[rank::world_size]
+
+
+def shard_blocks(num_samples, rank, world_size, seed, epoch):
+    per_rank = -(-num_samples // world_size)
+    order = (shuffled_order(num_samples, seed, epoch) * per_rank * world_size)[:per_rank * world_size]
+    return order[rank * per_rank:(rank + 1) * per_rank]
+
+
+def shard_ignores_epoch(num_samples, rank, world_size, seed, epoch):
+    return shard_indices(num_samples, rank, world_size, seed, 0)
+
+
+def shard_todo(num_samples, rank, world_size, seed, epoch):
+    raise NotImplementedError
+
+
+def test_check_shard_indices_passes_correct_implementations():
+    for fn in (shard_indices, shard_indices_tensor):
+        result = check_shard_indices(fn)
+        assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("fn", "hint"), [
+    (shard_no_padding, "pad"), (shard_no_shuffle, "randperm"), (shard_blocks, "rank::world_size"),
+    (shard_ignores_epoch, "seed + epoch"), (shard_todo, "not implemented"),
+])
+def test_check_shard_indices_names_the_mistake(fn, hint):
+    assert hint in failed(check_shard_indices(fn))
+
+
+def test_check_shard_indices_rejects_non_lists():
+    assert "list of int" in failed(check_shard_indices(lambda n, r, w, s, e: None))
+    assert "list of int" in failed(check_shard_indices(lambda n, r, w, s, e: [0.5]))

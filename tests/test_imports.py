@@ -12,7 +12,8 @@ import sys
 
 HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
-              "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces")
+              "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces",
+              "distributed")
 
 SCRIPT = f"""
 import importlib, json, sys
