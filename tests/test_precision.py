@@ -10,9 +10,11 @@ from torch import nn
 
 from course_utils import precision
 from course_utils.precision import (
+    Arm,
     MemoryEstimate,
     StepResult,
     arm_label,
+    compare_training_steps,
     cuda_peak_bytes,
     measure_training_step,
     training_memory,
@@ -40,6 +42,13 @@ def test_training_memory_counts_the_saved_input_but_not_the_weight():
     assert estimate.parameter_bytes == estimate.gradient_bytes == 3 * 4 * 4
     assert estimate.saved_bytes == 8 * 4 * 4  # mm saves x (fp32) and the weight (a parameter)
     assert estimate.total_bytes == 48 + 48 + 128
+
+
+def test_training_memory_counts_only_the_slice_of_a_larger_tensor():
+    model = nn.Linear(4, 3, bias=False)
+    dataset = torch.randn(1000, 4)
+    estimate = training_memory(model, dataset[:8], torch.zeros(8), loss_fn=sum_loss)
+    assert estimate.saved_bytes == 8 * 4 * 4  # not the 1000 rows behind the view
 
 
 def test_training_memory_under_bf16_counts_the_low_precision_copies():
@@ -173,3 +182,48 @@ def test_measure_training_step_bad_input(kwargs, error, match):
 def test_measure_training_step_rejects_a_non_model():
     with pytest.raises(TypeError, match="torch.nn.Module"):
         measure_training_step(lambda x: x, torch.randn(2, 4), torch.zeros(2))
+
+
+# --- compare_training_steps -----------------------------------------------------------------------
+
+
+def test_compare_training_steps_interleaves_the_arms(tiny_cnn, monkeypatch):
+    calls = []
+    real_train_step = precision.train_step
+
+    def recording_train_step(model, x, y, **kwargs):
+        calls.append((id(model), kwargs["amp"]))
+        return real_train_step(model, x, y, **kwargs)
+
+    monkeypatch.setattr(precision, "train_step", recording_train_step)
+    x, y = torch.randn(16, 1, 4, 4), torch.randint(0, 2, (16,))
+    arms = [Arm(), Arm("bf16"), Arm(channels_last=True)]
+    results = compare_training_steps(tiny_cnn, x, y, arms, rounds=2, warmup=1, repeats=3)
+    assert [r.label for r in results] == ["fp32", "bf16 autocast", "fp32 + channels_last"]
+    assert all(r.repeats == 6 and r.warmup == 1 for r in results)
+    models = list(dict.fromkeys(model for model, _ in calls))  # one copy per arm, in order
+    assert len(models) == 3 and id(tiny_cnn) not in models
+    timed = [models.index(model) for model, _ in calls[6:]]  # after 3 first steps + 3 warm-ups
+    assert timed == [0] * 3 + [1] * 3 + [2] * 3 + [0] * 3 + [1] * 3 + [2] * 3
+    assert [amp for _, amp in calls[:3]] == [None, "bf16", None]
+
+
+def test_arm_label_property():
+    assert Arm("fp16", channels_last=True, compile=True).label == (
+        "fp16 autocast + channels_last + torch.compile")
+
+
+@pytest.mark.parametrize("arms, kwargs, error, match", [
+    ([], {}, ValueError, "empty"),
+    ([None], {}, TypeError, "Arm"),
+    ([Arm("fp8")], {}, ValueError, "choose one of"),
+    ([Arm(channels_last=True)], {}, ValueError, "4-D"),
+    ([Arm()], {"rounds": 0}, ValueError, "rounds"),
+    ([Arm()], {"repeats": 0}, ValueError, "repeats"),
+    ([Arm()], {"warmup": -1}, ValueError, "warmup"),
+    ([Arm()], {"rounds": 1.5}, ValueError, "rounds"),
+])
+def test_compare_training_steps_bad_input(arms, kwargs, error, match):
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    with pytest.raises(error, match=match):
+        compare_training_steps(nn.Linear(4, 2), x, y, arms, **kwargs)
