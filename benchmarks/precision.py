@@ -30,7 +30,7 @@ import torch
 from course_utils.data import get_dataset, subset, tensor_loader, train_val_split
 from course_utils.hardware import cpu_name, get_device, seed_everything
 from course_utils.models import mlp, small_cnn
-from course_utils.precision import arm_label, measure_training_step
+from course_utils.precision import Arm, arm_label, compare_training_steps, measure_training_step
 from course_utils.results import save_results
 from course_utils.train import train
 
@@ -65,46 +65,78 @@ def cpu_features() -> dict[str, bool]:
     return {key: bool(capabilities.get(key, False)) for key in keys}
 
 
-def measure(model, x, y, *, amp=None, channels_last=False, compile=False, repeats=10, warmup=3):
-    """One arm as a dict; a failure (e.g. an unsupported dtype) is recorded, not hidden."""
-    if x.device.type == "cpu" and amp == "fp16":
-        warmup, repeats = 1, 3  # fp16 runs 10-1000x slower on CPUs without fp16 arithmetic
+def _error(err: Exception) -> str:
+    return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+
+
+def measure_group(model, x, y, arms: list[Arm], *, rounds: int, repeats: int,
+                  slow: bool = False) -> list[dict]:
+    """Arms timed interleaved (``slow``: one arm alone, 1 warm-up + 3 steps), as dicts.
+
+    A failure (e.g. a dtype the device does not support) is recorded, not hidden.
+    """
     try:
-        result = measure_training_step(model, x, y, amp=amp, channels_last=channels_last,
-                                       compile=compile, warmup=warmup, repeats=repeats)
+        if slow:
+            arm = arms[0]
+            results = [measure_training_step(model, x, y, amp=arm.amp, channels_last=arm.channels_last,
+                                             compile=arm.compile, warmup=1, repeats=3)]
+        else:
+            results = compare_training_steps(model, x, y, arms, rounds=rounds, warmup=3,
+                                             repeats=repeats)
     except (RuntimeError, NotImplementedError) as err:
-        label = arm_label(amp, channels_last, compile)
-        print(f"  {label:<40} failed: {type(err).__name__}: {str(err).splitlines()[0]}")
-        return {"label": label, "error": f"{type(err).__name__}: {str(err).splitlines()[0]}"}
-    row = result.as_dict()
-    memory = f"{result.memory.total_bytes / 2**20:8.1f} MiB est." if result.memory else ""
-    print(f"  {result.label:<40} {result.images_per_s:>12,.0f} img/s  first step "
-          f"{result.first_step_s:6.2f} s  {memory}", flush=True)
-    return row
+        for arm in arms:
+            print(f"  {arm.label:<40} failed: {_error(err)}")
+        return [{"label": arm.label, "error": _error(err)} for arm in arms]
+    rows = []
+    for result in results:
+        memory = f"{result.memory.total_bytes / 2**20:8.1f} MiB est." if result.memory else ""
+        print(f"  {result.label:<40} {result.images_per_s:>12,.0f} img/s  first step "
+              f"{result.first_step_s:6.2f} s  {memory}", flush=True)
+        rows.append(result.as_dict())
+    return rows
 
 
 def speed(device: torch.device, scale: int, x_all: torch.Tensor, y_all: torch.Tensor, *,
-          compile: bool, repeats: int) -> dict:
+          compile: bool, rounds: int, repeats: int) -> dict:
+    """Both models' arms; speed-ups against the fp32 arm timed in the same interleaved group."""
+    features = cpu_features()
+    fp16_slow = device.type == "cpu" and not (features["avx512_fp16"] or features["amx_fp16"])
+    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
+    bf16 = ["bf16"] if bf16_ok else []
     cases = {
-        "small_cnn": (small_cnn(), 128 * scale, [(amp, False) for amp in AMPS]
-                      + [(None, True), ("bf16", True)]),
+        "small_cnn": (small_cnn(), 128 * scale,
+                      [Arm(amp) for amp in (None, *bf16, "fp16")]
+                      + [Arm(amp, channels_last=True) for amp in (None, *bf16)]),
         "wide_mlp": (mlp(hidden=(1024 * scale, 1024 * scale)), 256 * scale,
-                     [(amp, False) for amp in AMPS]),
+                     [Arm(amp) for amp in (None, *bf16)] + ([] if fp16_slow else [Arm("fp16")])),
     }
     out = {}
     for name, (model, batch_size, arms) in cases.items():
         x, y = x_all[:batch_size].to(device), y_all[:batch_size].to(device)
         print(f"{name}, batch {batch_size}:")
-        rows = [measure(model, x, y, amp=amp, channels_last=cl, repeats=repeats) for amp, cl in arms]
-        if name == "small_cnn" and compile:
-            rows.append(measure(model, x, y, compile=True, repeats=repeats))
-        base = rows[0].get("images_per_s")
-        for row in rows:
-            if base and "images_per_s" in row:
-                row["speedup_vs_fp32"] = row["images_per_s"] / base
+        main = measure_group(model, x, y, arms, rounds=rounds, repeats=repeats)
+        base = main[0].get("images_per_s")
+        rows = with_speedups(main, base)
+        if name == "wide_mlp" and fp16_slow:  # 10-1000x slower: timed alone, with few steps
+            rows += with_speedups(measure_group(model, x, y, [Arm("fp16")], rounds=1, repeats=3,
+                                                slow=True), base)
+        if name == "small_cnn" and compile:  # against its own fp32 arm, timed interleaved with it
+            pair = measure_group(model, x, y, [Arm(), Arm(compile=True)], rounds=rounds,
+                                 repeats=repeats)
+            rows += with_speedups(pair[1:], pair[0].get("images_per_s"))
+        if not bf16_ok:
+            rows.append({"label": "bf16 autocast", "error": "skipped: this GPU does not support bf16"})
         out[name] = {"batch_size": batch_size, "parameters": sum(p.numel() for p in model.parameters()),
                      "arms": rows}
     return out
+
+
+def with_speedups(rows: list[dict], base: float | None) -> list[dict]:
+    """Add ``speedup_vs_fp32`` (throughput / ``base``) to every row that was measured."""
+    for row in rows:
+        if base and "images_per_s" in row:
+            row["speedup_vs_fp32"] = row["images_per_s"] / base
+    return rows
 
 
 def accuracy(device: torch.device, train_set, val_set) -> dict:
@@ -139,7 +171,8 @@ def accuracy(device: torch.device, train_set, val_set) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    parser.add_argument("--repeats", type=int, default=10, help="timed steps per arm")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per comparison")
+    parser.add_argument("--repeats", type=int, default=2, help="timed steps per arm and round")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON file")
     args = parser.parse_args()
     device = get_device()
@@ -159,7 +192,7 @@ def main() -> None:
         "memory_note": ("memory.* is an estimate (parameters + gradients + tensors saved for "
                         "backward); cuda_peak_bytes is the CUDA allocator's peak (GPU only)"),
         "speed": speed(device, scale, x_all, y_all, compile=not args.no_compile,
-                       repeats=args.repeats),
+                       rounds=args.rounds, repeats=args.repeats),
     }
     print(f"accuracy (mlp, {ACC_EPOCHS} epoch(s), seeds {ACC_SEEDS}):")
     values["accuracy"] = accuracy(device, train_set, val_set)
