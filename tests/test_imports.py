@@ -11,7 +11,8 @@ import subprocess
 import sys
 
 HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
-SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results")
+SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
+              "augment")
 
 SCRIPT = f"""
 import importlib, json, sys
