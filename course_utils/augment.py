@@ -1,6 +1,6 @@
 """Augmentations torchvision does not give you in this form: mixup and cutmix with an explicit
 generator, per-sample application of a transform, a random anisotropic stretch, a wrapper that
-augments every batch of a loader, and test-time augmentation (TTA).
+augments every batch of a loader, and test-time augmentation (TTA) by averaging over views.
 
 Everything here works on batches ``(N, C, H, W)`` on any device. The pairing and label
 conventions are those of ``torchvision.transforms.v2.MixUp`` / ``CutMix`` (each image is mixed
@@ -266,15 +266,3 @@ def tta_logits(model: nn.Module, x: torch.Tensor, views: Views, *,
         return outputs.mean(0)
     return outputs.softmax(-1).mean(0).log()
 
-
-def tta_accuracy(model: nn.Module, loader: Iterable[Batch], views: Views, *,
-                 average: str = "probs") -> float:
-    """Accuracy of :func:`tta_logits` over a loader (batches already on the model's device)."""
-    correct = torch.zeros((), dtype=torch.int64)
-    count = 0
-    for x, y in loader:
-        correct += (tta_logits(model, x, views, average=average).argmax(1) == y).sum().cpu()
-        count += len(y)
-    if count == 0:
-        raise ValueError("tta_accuracy: the loader yielded no batches")
-    return int(correct) / count

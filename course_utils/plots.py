@@ -102,7 +102,7 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
 
 
 def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
-                    size: float = 1.1) -> np.ndarray:
+                    size: float = 0.8) -> np.ndarray:
     """One row per batch ``(N, C, H, W)`` of images in [0, 1], each row labelled on its left.
 
     Unlike :func:`show_images`, pixels are clipped to [0, 1], not rescaled per image, so a
@@ -126,10 +126,11 @@ def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
         for ax, picture in zip(ax_row, pictures, strict=True):
             ax.set_xticks([])
             ax.set_yticks([])
+            # nearest: the real pixels, and a PNG a fraction of the size of a smoothed one
             if picture.shape[2] == 1:
-                ax.imshow(picture[:, :, 0], cmap="gray_r", vmin=0, vmax=1)
+                ax.imshow(picture[:, :, 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             else:
-                ax.imshow(picture)
+                ax.imshow(picture, interpolation="nearest")
         ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
     return axes
 

@@ -20,10 +20,8 @@ from course_utils.augment import (
     per_sample,
     sample_box,
     sample_lam,
-    tta_accuracy,
     tta_logits,
 )
-from course_utils.data import TensorLoader
 
 
 @pytest.fixture
@@ -224,8 +222,6 @@ def test_tta_averages_probabilities_and_restores_mode(tiny_data):
         model.train()
     torch.testing.assert_close(tta_logits(model, x, views), want)
     assert model.training
-    accuracy = tta_accuracy(model, TensorLoader(x, y, batch_size=100), views)
-    assert accuracy == pytest.approx((want.argmax(1) == y).float().mean().item())
 
 
 def test_tta_bad_input(tiny_data):
@@ -235,5 +231,3 @@ def test_tta_bad_input(tiny_data):
         tta_logits(model, x, lambda b: [b], average="median")
     with pytest.raises(ValueError, match="views"):
         tta_logits(model, x, lambda b: [])
-    with pytest.raises(ValueError, match="no batches"):
-        tta_accuracy(model, [], lambda b: [b])
