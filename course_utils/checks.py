@@ -548,3 +548,43 @@ def check_amp_step(fn: Callable[..., object]) -> CheckResult:
                                       "(a 0-d tensor)")
     return CheckResult(True, f"{fn.__name__} matches the fp16 AMP reference step, with active "
                              "clipping and with gradients that underflow unless scaled.")
+
+
+def check_mixup(fn: Callable[..., object]) -> CheckResult:
+    """Check ``fn(x, y, lam, num_classes) -> (mixed_x, soft_targets)`` against the course's
+    mixup (torchvision's convention: mix each example with ``x.roll(1, 0)``). Notebook 02.
+    """
+    from course_utils.augment import mix_images  # imported here: only this check needs it
+
+    generator = torch.Generator().manual_seed(0)
+    x = torch.rand(6, 1, 5, 5, generator=generator)
+    y = torch.tensor([0, 1, 2, 3, 1, 0])
+    lam, num_classes = 0.7, 4
+    got, failure = _call(fn, x.clone(), y.clone(), lam, num_classes)
+    if failure is not None:  # a CheckResult that failed is falsy
+        return failure
+    if not isinstance(got, tuple) or len(got) != 2:
+        return CheckResult(False, "return a pair (mixed_x, soft_targets)")
+    mixed, targets = got
+    want_x, want_t = mix_images(x, y, lam, num_classes=num_classes)
+    swapped_x, _ = mix_images(x, y, 1 - lam, num_classes=num_classes)
+    if not isinstance(mixed, torch.Tensor) or mixed.shape != x.shape:
+        return CheckResult(False, f"mixed_x must have the shape of x {tuple(x.shape)}")
+    if not torch.allclose(mixed, want_x, atol=1e-6):
+        if torch.allclose(mixed, swapped_x, atol=1e-6):
+            return CheckResult(False, "images: lam and 1 - lam are swapped; the original image "
+                                      "gets weight lam")
+        if torch.allclose(mixed, lam * x + (1 - lam) * x.roll(-1, 0), atol=1e-6):
+            return CheckResult(False, "images: pair each example with its predecessor, "
+                                      "x.roll(1, 0), not x.roll(-1, 0)")
+        return CheckResult(False, "mixed images differ: expected lam * x + (1 - lam) * x.roll(1, 0)")
+    if not isinstance(targets, torch.Tensor) or targets.shape != (len(y), num_classes):
+        shape = tuple(targets.shape) if isinstance(targets, torch.Tensor) else type(targets).__name__
+        return CheckResult(False, f"targets must be soft labels of shape ({len(y)}, {num_classes}) "
+                                  f"(one-hot, then mixed), got {shape}")
+    if not torch.allclose(targets.float().sum(1), torch.ones(len(y)), atol=1e-6):
+        return CheckResult(False, "each row of the targets must sum to 1: lam + (1 - lam)")
+    if not torch.allclose(targets.float(), want_t, atol=1e-6):
+        return CheckResult(False, "targets differ: mix F.one_hot(y) exactly as the images "
+                                  "(same lam, same roll)")
+    return CheckResult(True, f"{fn.__name__} matches the reference mixup (images and targets).")

@@ -184,3 +184,60 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.nd
     if paths:
         ax.legend(fontsize=7, loc="best")
     return ax
+
+
+def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
+                    size: float = 0.8) -> np.ndarray:
+    """One row per batch ``(N, C, H, W)`` of images in [0, 1], each row labelled on its left.
+
+    Unlike :func:`show_images`, pixels are clipped to [0, 1], not rescaled per image, so a
+    brightness or contrast change stays visible. Taught in notebook 02.
+
+    Returns:
+        The grid's Axes, shape ``(len(rows), N)``.
+    """
+    if len(rows) == 0 or len(rows) != len(labels):
+        raise ValueError(f"need one label per row and at least one row, got {len(rows)} rows "
+                         f"and {len(labels)} labels")
+    ncols = len(rows[0])
+    for batch in rows:
+        if batch.ndim != 4 or batch.shape[1] not in (1, 3) or len(batch) != ncols:
+            raise ValueError(f"every row must be (N={ncols}, 1 or 3, H, W), got {tuple(batch.shape)}")
+    aspect = rows[0].shape[3] / rows[0].shape[2]
+    _, axes = plt.subplots(len(rows), ncols, figsize=(size * aspect * ncols + 1.2, size * len(rows)),
+                           squeeze=False, layout="constrained")
+    for ax_row, batch, label in zip(axes, rows, labels, strict=True):
+        pictures = batch.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
+        for ax, picture in zip(ax_row, pictures, strict=True):
+            ax.set_xticks([])
+            ax.set_yticks([])
+            # nearest: the real pixels, and a PNG a fraction of the size of a smoothed one
+            if picture.shape[2] == 1:
+                ax.imshow(picture[:, :, 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.imshow(picture, interpolation="nearest")
+        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+    return axes
+
+
+def show_augmentations(images: torch.Tensor, rows: Sequence[tuple[str, float]], *,
+                       seed: int | None = None) -> np.ndarray:
+    """Each row: ``images`` ``(N, C, H, W)`` after ``make_augmentation(name, strength)`` per image.
+
+    Args:
+        rows: ``(name, strength)`` pairs, e.g. one augmentation at several strengths.
+        seed: None draws from torch's global RNG; an int draws from a forked RNG seeded with
+            it, leaving the caller's random state untouched (the explorer's "seed" slider).
+    Taught in notebook 02.
+    """
+    from course_utils.augment import make_augmentation, per_sample
+
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    size = (images.shape[2], images.shape[3])
+    with torch.random.fork_rng(enabled=seed is not None, devices=[]):
+        if seed is not None:
+            torch.manual_seed(seed)
+        batches = [per_sample(make_augmentation(name, strength, size=size), images)
+                   for name, strength in rows]
+    return show_image_rows(batches, [f"{name}\n{strength:g}" for name, strength in rows])

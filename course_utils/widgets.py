@@ -3,21 +3,26 @@
 A leaf module: importing it imports ipywidgets and matplotlib, so ``course_utils`` never does.
 Each explorer redraws an off-screen matplotlib figure into an ``Image`` widget (no
 ``widgets.Output``, which notebook validation cannot compare and a static book cannot show),
-and the function that maps controls to what is drawn is public and testable without a browser.
+and the function that maps controls to what is drawn is public and testable without a
+browser. The augmentation explorer (notebook 02) is an ``ipywidgets.interactive`` around a
+plotting function instead; its cell's output is not compared.
 """
 
 from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Sequence
 
 import ipywidgets as widgets
+import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from course_utils import schedules
+from course_utils.augment import AUGMENTATIONS
 from course_utils.optim import OPTIMIZER_NAMES, make_optimizer
-from course_utils.plots import plot_trajectories
+from course_utils.plots import plot_trajectories, show_augmentations
 from course_utils.schedules import SCHEDULES, Schedule
 from course_utils.surfaces import SURFACES, get_surface, trajectory
 
@@ -109,6 +114,7 @@ def schedule_explorer(total_steps: int = 1000) -> widgets.VBox:
     return widgets.VBox([widgets.HBox(list(controls[:3])), widgets.HBox(list(controls[3:])),
                          status, image])
 
+
 BETA2_CHOICES = (0.9, 0.99, 0.999, 0.9999)
 
 
@@ -179,3 +185,37 @@ def optimizer_explorer(surface: str = "quadratic", optimizer: str = "momentum", 
     redraw()
     boxes = list(controls.values())
     return widgets.VBox([widgets.HBox([widgets.VBox(boxes[:4]), widgets.VBox(boxes[4:])]), image])
+
+
+# --- notebook 02: augmentations ----------------------------------------------------------------
+
+def augmentation_controls(name: str = "translate", strength: float = 0.5) -> dict[str, widgets.Widget]:
+    """The explorer's controls: which augmentation, how strong, and which random draw."""
+    if name not in AUGMENTATIONS:
+        raise ValueError(f"unknown augmentation {name!r}; choose one of {AUGMENTATIONS}")
+    if not 0 <= strength <= 1:
+        raise ValueError(f"strength must be in [0, 1], got {strength!r}")
+    return {
+        "name": widgets.Dropdown(options=AUGMENTATIONS, value=name, description="transform"),
+        "strength": widgets.FloatSlider(value=strength, min=0.0, max=1.0, step=0.05,
+                                        description="strength", continuous_update=False),
+        "seed": widgets.IntSlider(value=0, min=0, max=99, description="random draw",
+                                  continuous_update=False),
+    }
+
+
+def augmentation_explorer(images: torch.Tensor, *, strengths: Sequence[float] = (0.0,),
+                          name: str = "translate", strength: float = 0.5) -> widgets.interactive:
+    """Pick an augmentation and a strength; see ``images`` ``(N, C, H, W)`` augmented.
+
+    Each redraw shows the original row (strength 0, or ``strengths``) and the chosen strength,
+    so the change is easy to see. Returns the ``ipywidgets.interactive`` (display it).
+    """
+    if images.ndim != 4:
+        raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+
+    def draw(name: str, strength: float, seed: int) -> None:
+        rows = [(name, float(s)) for s in strengths] + [(name, float(strength))]
+        show_augmentations(images, rows, seed=seed)
+
+    return widgets.interactive(draw, **augmentation_controls(name, strength))

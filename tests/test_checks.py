@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_utils.checks import CheckResult, check_accuracy, check_shard_indices, check_train_step
+from course_utils.checks import (
+    CheckResult,
+    check_accuracy,
+    check_mixup,
+    check_shard_indices,
+    check_train_step,
+)
 
 # --- check_accuracy ----------------------------------------------------------------------------
 
@@ -263,3 +269,57 @@ def test_check_shard_indices_names_the_mistake(fn, hint):
 def test_check_shard_indices_rejects_non_lists():
     assert "list of int" in failed(check_shard_indices(lambda n, r, w, s, e: None))
     assert "list of int" in failed(check_shard_indices(lambda n, r, w, s, e: [0.5]))
+# --- check_mixup (notebook 02) -----------------------------------------------------------------
+
+
+def _one_hot(y, num_classes):
+    return torch.nn.functional.one_hot(y, num_classes).float()
+
+
+def mixup_right(x, y, lam, num_classes):
+    t = _one_hot(y, num_classes)
+    return lam * x + (1 - lam) * x.roll(1, 0), lam * t + (1 - lam) * t.roll(1, 0)
+
+
+def mixup_swapped(x, y, lam, num_classes):
+    return mixup_right(x, y, 1 - lam, num_classes)
+
+
+def mixup_wrong_roll(x, y, lam, num_classes):
+    t = _one_hot(y, num_classes)
+    return lam * x + (1 - lam) * x.roll(-1, 0), lam * t + (1 - lam) * t.roll(-1, 0)
+
+
+def mixup_hard_labels(x, y, lam, num_classes):
+    return mixup_right(x, y, lam, num_classes)[0], y
+
+
+def mixup_targets_unrolled(x, y, lam, num_classes):
+    return mixup_right(x, y, lam, num_classes)[0], _one_hot(y, num_classes)
+
+
+def mixup_targets_not_normalized(x, y, lam, num_classes):
+    t = _one_hot(y, num_classes)
+    return mixup_right(x, y, lam, num_classes)[0], t + t.roll(1, 0)
+
+
+def mixup_todo(x, y, lam, num_classes):
+    raise NotImplementedError
+
+
+def test_check_mixup_passes_the_reference():
+    result = check_mixup(mixup_right)
+    assert result.passed, result.message
+
+
+@pytest.mark.parametrize(("fn", "words"), [
+    (mixup_swapped, "swapped"),
+    (mixup_wrong_roll, "roll(1, 0)"),
+    (mixup_hard_labels, "soft labels"),
+    (mixup_targets_not_normalized, "sum to 1"),
+    (mixup_targets_unrolled, "same roll"),
+    (mixup_todo, "not implemented"),
+])
+def test_check_mixup_explains_each_mistake(fn, words):
+    message = failed(check_mixup(fn))
+    assert words in message

@@ -147,3 +147,44 @@ def test_show_images_bad_shapes(shape):
 def test_show_images_label_count_must_match():
     with pytest.raises(ValueError, match="3 images but 2 labels"):
         show_images(torch.zeros(3, 1, 4, 4), [0, 1])
+
+
+# --- show_image_rows / show_augmentations (notebook 02) ------------------------------------------
+
+
+def test_show_image_rows_grid_and_labels():
+    from course_utils.plots import show_image_rows
+
+    rows = [torch.rand(4, 1, 8, 8), torch.rand(4, 3, 8, 8) * 2]  # values > 1 are clipped, not rescaled
+    axes = show_image_rows(rows, ["grey", "colour"])
+    assert axes.shape == (2, 4)
+    assert axes[1, 0].get_ylabel() == "colour"
+    assert axes[1, 0].images[0].get_array().max() <= 1.0
+
+
+def test_show_image_rows_bad_input():
+    from course_utils.plots import show_image_rows
+
+    with pytest.raises(ValueError, match="label"):
+        show_image_rows([torch.rand(2, 1, 4, 4)], [])
+    with pytest.raises(ValueError, match="every row"):
+        show_image_rows([torch.rand(2, 1, 4, 4), torch.rand(3, 1, 4, 4)], ["a", "b"])
+
+
+def test_show_augmentations_seed_is_reproducible_and_private():
+    from course_utils.plots import show_augmentations
+
+    images = torch.rand(3, 1, 10, 10, generator=torch.Generator().manual_seed(0))
+    state = torch.get_rng_state()
+    first = show_augmentations(images, [("translate", 0.0), ("translate", 1.0)], seed=5)
+    second = show_augmentations(images, [("translate", 0.0), ("translate", 1.0)], seed=5)
+    assert torch.equal(torch.get_rng_state(), state)  # the caller's RNG is untouched
+    assert first.shape == (2, 3)
+    assert first[1, 0].get_ylabel() == "translate\n1"
+    for a, b in zip(first.flat, second.flat, strict=True):
+        np.testing.assert_array_equal(a.images[0].get_array(), b.images[0].get_array())
+    np.testing.assert_allclose(first[0, 0].images[0].get_array(), images[0, 0].numpy())
+    with pytest.raises(ValueError, match="augmentation"):
+        show_augmentations(images, [("mirror", 0.5)])
+    with pytest.raises(ValueError, match=r"\(N, C, H, W\)"):
+        show_augmentations(images[0], [("hflip", 0.5)])
