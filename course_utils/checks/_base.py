@@ -1,0 +1,29 @@
+"""The result type and the safe call every check uses."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """The outcome of a check: ``passed`` and a message for the student."""
+
+    passed: bool
+    message: str
+
+    def __repr__(self) -> str:
+        return ("PASSED: " if self.passed else "NOT YET: ") + self.message
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _call(fn: Callable, *args: object) -> tuple[object, CheckResult | None]:
+    try:
+        return fn(*args), None
+    except NotImplementedError:
+        return None, CheckResult(False, f"{fn.__name__} is not implemented yet.")
+    except Exception as err:  # the student's code may fail in any way; report it plainly
+        return None, CheckResult(False, f"{fn.__name__} raised {type(err).__name__}: {err}")
