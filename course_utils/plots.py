@@ -241,3 +241,36 @@ def show_augmentations(images: torch.Tensor, rows: Sequence[tuple[str, float]], 
         batches = [per_sample(make_augmentation(name, strength, size=size), images)
                    for name, strength in rows]
     return show_image_rows(batches, [f"{name}\n{strength:g}" for name, strength in rows])
+
+
+def plot_confusion_matrix(matrix: torch.Tensor, classes: Sequence[str] | None = None, *,
+                          normalize: bool = True, ax: Axes | None = None,
+                          title: str | None = None) -> Axes:
+    """Draw a confusion matrix (rows = true class, columns = predicted); notebook 06.
+
+    Args:
+        matrix: counts ``(C, C)`` from :func:`course_utils.metrics.confusion_matrix`.
+        classes: ``C`` class names for the ticks (None: indices).
+        normalize: divide each row by its total, so the diagonal shows per-class recall.
+    """
+    if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or matrix.shape[0] != matrix.shape[1]:
+        raise ValueError("matrix must be a square (C, C) tensor")
+    size = matrix.shape[0]
+    if classes is not None and len(classes) != size:
+        raise ValueError(f"classes must name all {size} classes, got {len(classes)}")
+    values = matrix.double()
+    if normalize:
+        values = values / values.sum(1, keepdim=True).clamp_min(1)
+    if ax is None:
+        _, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+    ax.imshow(values.numpy(), cmap="Blues", vmin=0)
+    for i in range(size):
+        for j in range(size):
+            text = f"{values[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
+            ax.text(j, i, text, ha="center", va="center", fontsize=6,
+                    color="white" if values[i, j] > 0.6 * values.max() else "black")
+    labels = list(classes) if classes is not None else [str(i) for i in range(size)]
+    ax.set_xticks(range(size), labels, rotation=90, fontsize=7)
+    ax.set_yticks(range(size), labels, fontsize=7)
+    ax.set(xlabel="predicted", ylabel="true", title=title or "")
+    return ax
