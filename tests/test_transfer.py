@@ -92,7 +92,7 @@ def test_freeze_and_unfreeze():
     assert count_trainable(model) == model[-1].weight.numel() + model[-1].bias.numel()
     freeze(model, 0)
     assert count_trainable(model) == sum(p.numel() for p in model.parameters())
-    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters(), strict=True))
 
 
 @pytest.mark.parametrize(("model", "until", "error"), [
@@ -113,7 +113,7 @@ def test_replace_head_copies_and_leaves_original():
     assert new[-1].weight.requires_grad
     assert model[-1].out_features == 10
     assert all(torch.equal(v, model.state_dict()[k]) for k, v in state.items())
-    for (name, a), b in zip(list(new.state_dict().items())[:-2], list(state.values())[:-2]):
+    for (name, a), b in zip(list(new.state_dict().items())[:-2], list(state.values())[:-2], strict=True):
         assert torch.equal(a, b), name
     # a deep copy: training the new body does not move the old one
     next(new.parameters()).data.add_(1.0)
@@ -142,7 +142,7 @@ def test_param_groups_discriminative_matches_hand_written_sgd():
     nn.functional.cross_entropy(model(x), y).backward()
     torch.optim.SGD(groups, lr=123.0).step()
     lr_of = [0.01] * 3 + [0.1] * 3 + [1.0] * 2
-    for lr, b, p in zip(lr_of, before, model.parameters()):
+    for lr, b, p in zip(lr_of, before, model.parameters(), strict=True):
         torch.testing.assert_close(p.detach(), b - lr * p.grad)
 
 
