@@ -175,7 +175,8 @@ def param_groups_discriminative(model: nn.Sequential, lrs: Sequence[float], *,
     if not all(isinstance(lr, (int, float)) and lr > 0 for lr in lrs):
         raise ValueError(f"every learning rate must be a positive number, got {lrs}")
     edges = [0, *boundaries, len(model)]
-    if any(not isinstance(b, int) for b in boundaries) or any(a >= b for a, b in zip(edges, edges[1:], strict=False)):
+    increasing = all(a < b for a, b in zip(edges, edges[1:], strict=False))
+    if any(not isinstance(b, int) for b in boundaries) or not increasing:
         raise ValueError(f"boundaries must be ints strictly increasing inside 1..{len(model) - 1}, "
                          f"got {boundaries}")
     groups = []
