@@ -12,6 +12,7 @@ from course_utils.checks.data import check_accumulated_step, check_mean_std, che
 from course_utils.checks.hardware import check_amp_step, check_shard_indices
 from course_utils.checks.losses import check_log_softmax
 from course_utils.checks.optimization import check_adam_step, check_warmup_cosine
+from course_utils.checks.transfer import check_freeze
 
 __all__ = [
     "CheckResult",
@@ -19,6 +20,7 @@ __all__ = [
     "check_accuracy",
     "check_adam_step",
     "check_amp_step",
+    "check_freeze",
     "check_log_softmax",
     "check_mean_std",
     "check_mixup",
