@@ -3,8 +3,6 @@ its own message."""
 
 from __future__ import annotations
 
-import torch
-
 from course_utils.checks import check_batchnorm
 from course_utils.layers import batch_norm
 
