@@ -13,7 +13,8 @@ import sys
 HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
               "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces",
-              "distributed", "precision", "augment", "metrics", "imbalance", "transfer")
+              "distributed", "precision", "augment", "metrics", "imbalance", "transfer",
+              "layers")
 
 SCRIPT = f"""
 import importlib, json, sys

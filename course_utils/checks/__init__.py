@@ -10,6 +10,7 @@ from course_utils.checks._base import CheckResult
 from course_utils.checks.basics import check_accuracy, check_train_step
 from course_utils.checks.data import check_accumulated_step, check_mean_std, check_mixup
 from course_utils.checks.hardware import check_amp_step, check_shard_indices
+from course_utils.checks.layers import check_batchnorm
 from course_utils.checks.losses import check_log_softmax
 from course_utils.checks.optimization import check_adam_step, check_warmup_cosine
 from course_utils.checks.transfer import check_freeze
@@ -20,6 +21,7 @@ __all__ = [
     "check_accuracy",
     "check_adam_step",
     "check_amp_step",
+    "check_batchnorm",
     "check_freeze",
     "check_log_softmax",
     "check_mean_std",
