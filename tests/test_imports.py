@@ -13,7 +13,7 @@ import sys
 HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
               "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces",
-              "distributed")
+              "distributed", "regularization")
 
 SCRIPT = f"""
 import importlib, json, sys
