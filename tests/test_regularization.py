@@ -11,7 +11,7 @@ from course_utils.regularization import (
     l2_penalty,
     penalized_loss,
 )
-from course_utils.train import History, train
+from course_utils.train import History, evaluate, train
 
 
 def tiny_model() -> nn.Module:
@@ -129,7 +129,6 @@ def test_early_stopping_inside_train():
     history = train(model, loader, optimizer=torch.optim.SGD(model.parameters(), lr=5.0), epochs=30,
                     val_loader=val, on_epoch_end=stopper, progress=False)
     assert stopper.stopped_epoch == len(history.val_loss) < 30
-    from course_utils.train import evaluate
     assert evaluate(model, val).loss == pytest.approx(stopper.best_value)
 
 
