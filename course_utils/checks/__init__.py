@@ -13,6 +13,7 @@ from course_utils.checks.hardware import check_amp_step, check_shard_indices
 from course_utils.checks.layers import check_batchnorm
 from course_utils.checks.losses import check_log_softmax
 from course_utils.checks.optimization import check_adam_step, check_warmup_cosine
+from course_utils.checks.regularization import check_early_stopping, check_l2_penalty
 from course_utils.checks.transfer import check_freeze
 
 __all__ = [
@@ -22,7 +23,9 @@ __all__ = [
     "check_adam_step",
     "check_amp_step",
     "check_batchnorm",
+    "check_early_stopping",
     "check_freeze",
+    "check_l2_penalty",
     "check_log_softmax",
     "check_mean_std",
     "check_mixup",

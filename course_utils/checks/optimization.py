@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from course_utils.checks._base import CheckResult, _call
+from course_utils.checks._base import CheckResult, _call, _number
 from course_utils.schedules import warmup_cosine
 
 _ADAM = {"lr": 0.01, "beta1": 0.9, "beta2": 0.999, "eps": 1e-8}
@@ -148,15 +148,6 @@ def check_adam_step(student: Callable[..., object] | type) -> CheckResult:
     name = getattr(student, "__name__", "student")
     return CheckResult(True, f"{name} ({kind}) matches torch.optim.Adam for {len(grads)} steps on "
                              f"{len(names)} parameters.")
-
-
-def _number(value: object) -> float | None:
-    """A float from a number or a one-element tensor, else None."""
-    if isinstance(value, torch.Tensor) and value.numel() == 1:
-        return float(value.item())
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 def _warmup_cosine_hint(step: int, got: float, lr: float, warmup: int, total: int) -> str:
