@@ -4,7 +4,7 @@ memory, and gradient accumulation. Taught in notebook 03.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import torch
 from torch import nn
@@ -112,27 +112,40 @@ def activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     return total
 
 
+def count_saved_bytes(run: Callable[[], object], exclude: Iterable[torch.Tensor] = ()) -> int:
+    """Call ``run()`` with gradients on; return the bytes autograd saves for its backward pass.
+
+    Uses ``torch.autograd.graph.saved_tensors_hooks``. Tensors sharing a storage are counted
+    once, a view (such as a batch sliced from the whole dataset) only by its own bytes, and
+    tensors that share storage with ``exclude`` (pass the parameters) not at all. The tool
+    behind :func:`saved_tensor_bytes` (notebook 03) and ``precision.training_memory`` (11).
+    """
+    excluded = {t.untyped_storage().data_ptr() for t in exclude}
+    saved: dict[int, int] = {}
+
+    def pack(tensor: torch.Tensor) -> torch.Tensor:
+        storage = tensor.untyped_storage()
+        ptr = storage.data_ptr()
+        if ptr not in excluded:
+            size = min(storage.nbytes(), tensor.numel() * tensor.element_size())
+            saved[ptr] = max(saved.get(ptr, 0), size)
+        return tensor
+
+    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        run()
+    return sum(saved.values())
+
+
 def saved_tensor_bytes(model: nn.Module, x: torch.Tensor) -> int:
     """Measure the bytes autograd saves for the backward pass of ``model(x)``, parameters excluded.
 
-    Uses ``torch.autograd.graph.saved_tensors_hooks``; tensors sharing storage are counted
-    once. The model runs in its current mode with gradients enabled; its buffers (e.g.
-    BatchNorm running statistics in train mode) are updated as by any forward pass.
+    Counted by :func:`count_saved_bytes`. The model runs in its current mode with gradients
+    enabled; its buffers (e.g. BatchNorm running statistics in train mode) are updated as by
+    any forward pass.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    parameters = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    seen: dict[int, int] = {}
-
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        if storage.data_ptr() not in parameters:
-            seen[storage.data_ptr()] = storage.nbytes()
-        return tensor
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        model(x)
-    return sum(seen.values())
+    return count_saved_bytes(lambda: model(x), model.parameters())

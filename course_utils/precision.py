@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from course_utils.batching import count_saved_bytes
 from course_utils.bench import benchmark, synchronize
 from course_utils.hardware import amp_dtype
 from course_utils.train import LossFn, train_step
@@ -87,24 +88,15 @@ def training_memory(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     model = copy.deepcopy(model)
     parameters = list(model.parameters())
-    parameter_ptrs = {p.untyped_storage().data_ptr() for p in parameters}
-    saved: dict[int, int] = {}
 
-    def pack(tensor: torch.Tensor) -> torch.Tensor:
-        storage = tensor.untyped_storage()
-        ptr = storage.data_ptr()
-        if ptr not in parameter_ptrs:
-            # A view (e.g. a batch sliced from the whole dataset) counts only its own bytes.
-            size = min(storage.nbytes(), tensor.numel() * tensor.element_size())
-            saved[ptr] = max(saved.get(ptr, 0), size)
-        return tensor
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    def forward_and_loss() -> None:
         with torch.autocast(x.device.type, dtype=dtype or torch.float32, enabled=dtype is not None):
             loss_fn(model(x), y)
+
+    saved_bytes = count_saved_bytes(forward_and_loss, parameters)
     parameter_bytes = sum(p.numel() * p.element_size() for p in parameters)
     gradient_bytes = sum(p.numel() * p.element_size() for p in parameters if p.requires_grad)
-    return MemoryEstimate(parameter_bytes, gradient_bytes, sum(saved.values()))
+    return MemoryEstimate(parameter_bytes, gradient_bytes, saved_bytes)
 
 
 def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str) -> int:

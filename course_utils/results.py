@@ -10,6 +10,8 @@ import json
 import os
 import platform
 import re
+import statistics
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -55,3 +57,25 @@ def load_results(name: str, *, folder: str | Path = "results") -> dict[str, Any]
         raise FileNotFoundError(f"{path} does not exist: run the notebook that records "
                                 f"{name!r} first (the baseline comes from notebook 00)")
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample standard deviation (n - 1) of per-seed results; the std of one value is 0.
+
+    Every comparison in the course reports this over its seeds. Raises ValueError for no values.
+    """
+    values = [float(v) for v in values]
+    if not values:
+        raise ValueError("mean_std needs at least one value, got none")
+    if len(values) == 1:
+        return values[0], 0.0
+    return statistics.mean(values), statistics.stdev(values)
+
+
+def format_mean_std(values: Sequence[float], *, scale: float = 1.0, digits: int = 1, unit: str = "") -> str:
+    """``"mean ± std"`` of ``values`` times ``scale`` (100 for percentages), e.g. ``"84.9 ± 0.8 %"``."""
+    if not isinstance(digits, int) or digits < 0:
+        raise ValueError(f"digits must be an int >= 0, got {digits!r}")
+    mean, std = mean_std(values)
+    return f"{scale * mean:.{digits}f} ± {scale * std:.{digits}f}{unit}"
+

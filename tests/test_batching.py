@@ -140,3 +140,10 @@ def test_memory_helpers_reject_non_modules():
     for fn in (activation_bytes, saved_tensor_bytes):
         with pytest.raises(TypeError, match="nn.Module"):
             fn(lambda t: t, torch.randn(2, 3))
+
+
+def test_saved_tensor_bytes_counts_a_view_by_its_own_bytes():
+    model = nn.Linear(10, 3)
+    whole = torch.randn(100, 10)
+    # the linear layer saves its input: 6 rows of the 100, not the whole storage
+    assert saved_tensor_bytes(model, whole[:6]) == 6 * 10 * 4

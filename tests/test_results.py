@@ -8,7 +8,7 @@ import re
 import pytest
 import torch
 
-from course_utils.results import load_results, save_results
+from course_utils.results import format_mean_std, load_results, mean_std, save_results
 
 
 def test_round_trip_with_metadata(tmp_path):
@@ -51,3 +51,21 @@ def test_missing_file_names_notebook_00(tmp_path):
     with pytest.raises(FileNotFoundError, match="notebook 00") as info:
         load_results("baseline", folder=tmp_path)
     assert str(tmp_path / "baseline.json") in str(info.value)
+
+
+def test_mean_std_uses_the_sample_std():
+    assert mean_std([1.0, 2.0, 3.0]) == (2.0, 1.0)
+    assert mean_std([0.5]) == (0.5, 0.0)
+    assert mean_std(torch.tensor([1.0, 3.0])) == (2.0, pytest.approx(2 ** 0.5))
+
+
+def test_format_mean_std():
+    assert format_mean_std([0.849, 0.841, 0.857], scale=100, unit=" %") == "84.9 ± 0.8 %"
+    assert format_mean_std([1.0, 2.0, 3.0], digits=3) == "2.000 ± 1.000"
+
+
+def test_mean_std_bad_input():
+    with pytest.raises(ValueError, match="at least one"):
+        mean_std([])
+    with pytest.raises(ValueError, match="digits"):
+        format_mean_std([1.0], digits=-1)
