@@ -11,6 +11,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from course_utils.datasets import SPECS, load_digits, load_raw
+from course_utils.sizing import SizePolicy
 
 
 class ImageDataset(Dataset):
@@ -136,6 +137,42 @@ def train_val_split(dataset: ImageDataset, val_size: int, *,
     _check_size(val_size, len(dataset), "val_size")
     order = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))
     return dataset.select(order[val_size:]), dataset.select(order[:val_size])
+
+
+# The course's one validation split (notebook 00): 5,000 images held out with seed 0.
+VAL_SIZE, SPLIT_SEED = 5_000, 0
+# Per-channel mean and std of Fashion-MNIST's 55,000-image training split (the 60,000 training
+# images minus the 5,000 validation images above), computed once with
+# ``mean_std_streaming(course_split(...)[0])`` (tests/test_data.py recomputes them from the data).
+# The published 0.2860 / 0.3530 include the validation images, which notebook 01 says not to do.
+TRAIN_SPLIT_STATS = {"fashion_mnist": ((0.2859,), (0.3529,))}
+
+
+def course_split(dataset: ImageDataset, *, train_size: int, sizes: SizePolicy,
+                 val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> tuple[ImageDataset, ImageDataset]:
+    """The course's split: ``val_size`` held-out validation images (the same in every notebook)
+    and a seeded training subset of ``train_size`` at scale 1, sized by ``sizes``.
+
+    Both are clamped to the data available (the fallback data holds 1,437 training images):
+    the validation set to a quarter of it, the training subset to the rest, with a notice.
+    """
+    val_size = sizes.count(val_size, name="VAL_SIZE", scaled=False, available=max(1, len(dataset) // 4))
+    rest, val_set = train_val_split(dataset, val_size, seed=seed)
+    train_size = sizes.count(train_size, name="TRAIN_SIZE", available=len(rest))
+    return subset(rest, train_size, seed=seed), val_set
+
+
+def normalization(dataset: ImageDataset) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The ``(mean, std)`` to normalize ``dataset`` with, for :func:`tensor_loader`.
+
+    Fashion-MNIST gets the course's one constant, :data:`TRAIN_SPLIT_STATS` (computed on the
+    training split only). Any other data (the fallback digits, MNIST, CIFAR-10) gets statistics
+    computed on ``dataset`` itself, which must then be the training set.
+    """
+    if dataset.name in TRAIN_SPLIT_STATS and not dataset.source.startswith("fallback"):
+        return TRAIN_SPLIT_STATS[dataset.name]
+    mean, std = mean_std_streaming(dataset)
+    return tuple(mean.tolist()), tuple(std.tolist())
 
 
 def subset(dataset: ImageDataset, size: int, *, seed: int = 0) -> ImageDataset:

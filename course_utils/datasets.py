@@ -7,6 +7,9 @@ Resolution order for a dataset (taught in notebook 00):
 4. torchvision's download into the cache;
 5. scikit-learn's bundled 8x8 digits, upsampled, with a printed notice (see ``course_utils.data``).
 
+``COURSE_OFFLINE=1`` skips step 4 and ``COURSE_NO_SYSTEM_DATA=1`` skips step 3 (how CI runs the
+notebooks as a user without the data would).
+
 Folders the course does not own are only read: files are linked or unpacked into the cache.
 """
 
@@ -111,7 +114,8 @@ def _raw_dirs(spec: DatasetSpec) -> list[tuple[str, Path]]:
     if os.environ.get("COURSE_DATA_DIR"):
         found.append(("data_dir", Path(os.environ["COURSE_DATA_DIR"]).expanduser() / sub))
     found.append(("cache", data_cache_dir() / sub))
-    found += [("system", Path(d)) for d in spec.system_dirs]
+    if not os.environ.get("COURSE_NO_SYSTEM_DATA"):  # set to test a machine without the package
+        found += [("system", Path(d)) for d in spec.system_dirs]
     return found
 
 

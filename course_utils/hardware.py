@@ -47,8 +47,8 @@ def seed_everything(seed: int) -> None:
 
     Call it visibly at the top of a notebook; no helper in the package seeds anything itself.
     """
-    if not isinstance(seed, int) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    if not isinstance(seed, int) or isinstance(seed, bool) or not 0 <= seed < 2**64:
+        raise ValueError(f"seed must be an int in [0, 2**64) (torch's seed range), got {seed!r}")
     random.seed(seed)
     np.random.seed(seed % 2**32)  # noqa: NPY002 (students use the global RNG)
     torch.manual_seed(seed)  # also seeds every CUDA device
@@ -84,6 +84,17 @@ def cpu_name() -> str:
     except OSError:
         pass
     return platform.processor() or platform.machine()
+
+
+def describe_accelerator(device: torch.device | str) -> str:
+    """The accelerator behind ``device`` in one line (name, memory, CUDA version), or "none"."""
+    device = torch.device(device)
+    if device.type == "cuda":
+        props = torch.cuda.get_device_properties(device)
+        return f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
+    if device.type == "mps":
+        return "Apple GPU (MPS)"
+    return "none (CPU only)"
 
 
 @dataclass(frozen=True)
@@ -124,13 +135,7 @@ def describe_environment(dataset: str = "fashion_mnist") -> EnvironmentReport:
     from course_utils.datasets import locate_dataset  # datasets does not import hardware
 
     device = get_device()
-    if device.type == "cuda":
-        props = torch.cuda.get_device_properties(device)
-        accelerator = f"{props.name}, {props.total_memory / 2**30:.0f} GiB, CUDA {torch.version.cuda}"
-    elif device.type == "mps":
-        accelerator = "Apple GPU (MPS)"
-    else:
-        accelerator = "none (CPU only)"
+    accelerator = describe_accelerator(device)
     packages = tuple(
         (name, _version(name))
         for name in ("torch", "torchvision", "numpy", "matplotlib", "scikit-learn", "course-utils")
