@@ -1,7 +1,8 @@
 # "Train it faster" — every target installs what it needs first, from nothing.
 #   make venv     environment in $(VENV) with the exact pins of constraints.txt
 #   make data     Fashion-MNIST on disk (already there / Debian package / download)
-#   make test     ruff, unit tests, strict nbval over every notebook, book build (CI runs this)
+#   make test     ruff, unit tests, strict nbval, the portable run, book build (CI runs this)
+#   make portable every notebook on the fallback data at COURSE_SCALE=4, offline (no comparison)
 #   make book     the Jupyter Book in book/_build/html, offline, warnings as errors
 #   make lab      JupyterLab on notebooks/
 #   make execute  re-run every notebook top to bottom in place (regenerates stored outputs)
@@ -18,7 +19,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv data test lint unit envcheck nbval book lab execute doctor benchmark constraints clean
+.PHONY: venv data test lint unit envcheck nbval portable book lab execute doctor benchmark constraints clean
 
 venv: $(STAMP)
 
@@ -36,7 +37,7 @@ doctor: venv
 	$(PY) -m course_utils doctor
 
 test: venv data
-	@$(MAKE) --no-print-directory lint unit nbval book
+	@$(MAKE) --no-print-directory lint unit nbval portable book
 
 lint: venv
 	$(BIN)/ruff check .
@@ -49,6 +50,10 @@ envcheck: venv
 
 nbval: venv data
 	$(PY) -m pytest --nbval --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
+
+# Every notebook without the data, cache or network, at the GPU size setting (outputs not compared).
+portable: venv
+	$(PY) scripts/run_portable.py --scale 4
 
 book: venv
 	rm -rf book/_build
