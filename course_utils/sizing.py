@@ -54,7 +54,8 @@ class SizePolicy:
         if self.origin == "default":
             how = f"the default on a {self.device} device; set {ENV_VAR} to change it"
         else:
-            how = f"set by {ENV_VAR}; unset it for the {self.device} default of {DEFAULT_SCALE.get(self.device, 1.0):g}"
+            default = DEFAULT_SCALE.get(self.device, 1.0)
+            how = f"set by {ENV_VAR}; unset it for the {self.device} default of {default:g}"
         return f"experiment size: scale {self.scale:g} ({how})"
 
     @property
@@ -86,7 +87,8 @@ class SizePolicy:
             raise ValueError(f"available must be a positive int or None, got {available!r} for {name}")
         size = max(minimum, round(base * self.scale ** power)) if scaled else max(minimum, base)
         if available is not None and size > available:
-            print(f"note: {name} = {size:,} does not fit the {available:,} available here; using {available:,}")
+            print(f"note: {name} = {size:,} does not fit the {available:,} available here; "
+                  f"using {available:,}")
             size = available
         return size
 

@@ -343,7 +343,8 @@ def _torch_version() -> str:
     return torch.__version__
 
 
-def load_ledger(folder: str | Path = "results", *, include_fallback: bool = False) -> dict[str, dict[str, dict]]:
+def load_ledger(folder: str | Path = "results", *,
+                include_fallback: bool = False) -> dict[str, dict[str, dict]]:
     """Every recorded verdict: ``{claim id: {device: {"verdict", "key_number", "notebook", ...}}}``.
 
     Claims with no record are absent; :func:`ledger_rows` shows them as missing. Records made on
