@@ -1,6 +1,10 @@
 """Figures for the notebooks: training curves, image grids, LR schedules and the LR finder.
 
-Every function returns its Axes.
+Every function returns its Axes. Figures are sized to be read at the book's column width and
+in JupyterLab: at most ``MAX_WIDTH`` inches wide at ``DPI`` dots per inch (800 px), legends
+and labels at 8 pt or more. Notebooks follow the same rule for their own figures:
+``plt.subplots(1, 3, figsize=(8, 2.8), layout="constrained")`` with matplotlib's default dpi
+(which is ``DPI``), never a lower ``figure.dpi``.
 
 A leaf module: importing it imports matplotlib, so ``course_utils`` itself never does.
 """
@@ -13,10 +17,15 @@ import matplotlib.pyplot as plt
 import numpy as np
 import torch
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from course_utils.lr_finder import LRFinderResult
 from course_utils.surfaces import Surface
 from course_utils.train import History
+
+DPI = 100  # matplotlib's default; 8 in -> 800 px, about the book's column width
+MAX_WIDTH = 8.0  # inches; wider figures are shrunk by the book and their text becomes unreadable
+LEGEND_FONTSIZE = 9  # points: the smallest legend that stays readable at the column width
 
 
 def moving_average(values: Sequence[float], window: int) -> np.ndarray:
@@ -46,7 +55,7 @@ def plot_history(history: History, *, smooth: int = 50, axes: Sequence[Axes] | N
         label: legend label, for overlaying several runs on the same axes.
     """
     if axes is None:
-        _, axes = plt.subplots(1, 2, figsize=(10, 3.5), layout="constrained")
+        _, axes = plt.subplots(1, 2, figsize=(MAX_WIDTH, 3.2), dpi=DPI, layout="constrained")
     loss_ax, acc_ax = axes
     line = loss_ax.plot(history.step, history.train_loss, alpha=0.25, linewidth=0.8,
                         label=label if smooth <= 1 else None)[0]  # the only curve: it gets the label
@@ -88,8 +97,9 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
     low = pictures.amin(dim=(1, 2, 3), keepdim=True)
     high = pictures.amax(dim=(1, 2, 3), keepdim=True)
     pictures = ((pictures - low) / (high - low).clamp_min(1e-12)).permute(0, 2, 3, 1).numpy()
-    _, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.35 * nrows), squeeze=False,
-                           layout="constrained")
+    cell = min(1.2, MAX_WIDTH / ncols)  # inches per image
+    _, axes = plt.subplots(nrows, ncols, figsize=(cell * ncols, (cell + 0.15) * nrows), squeeze=False,
+                           dpi=DPI, layout="constrained")
     for i, ax in enumerate(axes.flat):
         ax.set_axis_off()
         if i >= len(pictures):
@@ -101,7 +111,7 @@ def show_images(images: torch.Tensor, labels: Sequence[int] | torch.Tensor | Non
             ax.imshow(picture)
         if labels is not None:
             label = int(labels[i])
-            ax.set_title(classes[label] if classes is not None else str(label), fontsize=8)
+            ax.set_title(classes[label] if classes is not None else str(label), fontsize=9)
     return axes
 
 
@@ -111,7 +121,7 @@ def plot_schedule(schedule: Callable[[int], float], total_steps: int, *, ax: Axe
     if not isinstance(total_steps, int) or isinstance(total_steps, bool) or total_steps < 1:
         raise ValueError(f"total_steps must be a positive int, got {total_steps!r}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 3), layout="constrained")
+        _, ax = plt.subplots(figsize=(5, 3), dpi=DPI, layout="constrained")
     ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)], label=label)
     ax.set(xlabel="optimizer step", ylabel="learning rate")
     if label is not None:
@@ -128,7 +138,7 @@ def plot_lr_finder(result: LRFinderResult, *, ax: Axes | None = None) -> Axes:
     if not isinstance(result, LRFinderResult):
         raise TypeError(f"result must be an LRFinderResult, got {type(result).__name__}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5), layout="constrained")
+        _, ax = plt.subplots(figsize=(6, 3.5), dpi=DPI, layout="constrained")
     lrs, losses = np.asarray(result.lrs), np.asarray(result.losses)
     smoothed = np.asarray(result.smoothed)
     ax.plot(lrs, losses, alpha=0.3, linewidth=0.8, label="batch loss")
@@ -159,7 +169,7 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.nd
     if not isinstance(resolution, int) or resolution < 2:
         raise ValueError(f"resolution must be an int >= 2, got {resolution!r}")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5, 4), layout="constrained")
+        _, ax = plt.subplots(figsize=(5, 4), dpi=DPI, layout="constrained")
     xs = torch.linspace(*surface.xlim, resolution, dtype=torch.float64)
     ys = torch.linspace(*surface.ylim, resolution, dtype=torch.float64)
     grid_x, grid_y = torch.meshgrid(xs, ys, indexing="xy")
@@ -182,16 +192,20 @@ def plot_trajectories(surface: Surface, paths: Mapping[str, torch.Tensor | np.nd
     ax.set(xlim=surface.xlim, ylim=surface.ylim, xlabel="x", ylabel="y",
            title=title if title is not None else surface.name)
     if paths:
-        ax.legend(fontsize=7, loc="best")
+        ax.legend(fontsize=LEGEND_FONTSIZE, loc="best")
     return ax
 
 
 def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
-                    size: float = 0.8) -> np.ndarray:
+                    size: float = 0.8, figure: Figure | None = None) -> np.ndarray:
     """One row per batch ``(N, C, H, W)`` of images in [0, 1], each row labelled on its left.
 
     Unlike :func:`show_images`, pixels are clipped to [0, 1], not rescaled per image, so a
     brightness or contrast change stays visible. Taught in notebook 02.
+
+    Args:
+        size: height of a row in inches (images shrink if the figure would exceed ``MAX_WIDTH``).
+        figure: an empty figure to draw into (the explorer's off-screen one); None: a new one.
 
     Returns:
         The grid's Axes, shape ``(len(rows), N)``.
@@ -204,8 +218,13 @@ def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
         if batch.ndim != 4 or batch.shape[1] not in (1, 3) or len(batch) != ncols:
             raise ValueError(f"every row must be (N={ncols}, 1 or 3, H, W), got {tuple(batch.shape)}")
     aspect = rows[0].shape[3] / rows[0].shape[2]
-    _, axes = plt.subplots(len(rows), ncols, figsize=(size * aspect * ncols + 1.2, size * len(rows)),
-                           squeeze=False, layout="constrained")
+    size = min(size, (MAX_WIDTH - 1.2) / (aspect * ncols))  # 1.2 in for the row labels
+    figsize = (size * aspect * ncols + 1.2, size * len(rows))
+    if figure is None:
+        figure = plt.figure(figsize=figsize, dpi=DPI, layout="constrained")
+    else:
+        figure.set_size_inches(figsize)
+    axes = figure.subplots(len(rows), ncols, squeeze=False)
     for ax_row, batch, label in zip(axes, rows, labels, strict=True):
         pictures = batch.detach().float().cpu().clamp(0, 1).permute(0, 2, 3, 1).numpy()
         for ax, picture in zip(ax_row, pictures, strict=True):
@@ -216,18 +235,19 @@ def show_image_rows(rows: Sequence[torch.Tensor], labels: Sequence[str], *,
                 ax.imshow(picture[:, :, 0], cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
             else:
                 ax.imshow(picture, interpolation="nearest")
-        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=8)
+        ax_row[0].set_ylabel(label, rotation=0, ha="right", va="center", fontsize=9)
     return axes
 
 
 def show_augmentations(images: torch.Tensor, rows: Sequence[tuple[str, float]], *,
-                       seed: int | None = None) -> np.ndarray:
+                       seed: int | None = None, figure: Figure | None = None) -> np.ndarray:
     """Each row: ``images`` ``(N, C, H, W)`` after ``make_augmentation(name, strength)`` per image.
 
     Args:
         rows: ``(name, strength)`` pairs, e.g. one augmentation at several strengths.
         seed: None draws from torch's global RNG; an int draws from a forked RNG seeded with
             it, leaving the caller's random state untouched (the explorer's "seed" slider).
+        figure: an empty figure to draw into (see :func:`show_image_rows`).
     Taught in notebook 02.
     """
     from course_utils.augment import make_augmentation, per_sample
@@ -240,7 +260,7 @@ def show_augmentations(images: torch.Tensor, rows: Sequence[tuple[str, float]], 
             torch.manual_seed(seed)
         batches = [per_sample(make_augmentation(name, strength, size=size), images)
                    for name, strength in rows]
-    return show_image_rows(batches, [f"{name}\n{strength:g}" for name, strength in rows])
+    return show_image_rows(batches, [f"{name}\n{strength:g}" for name, strength in rows], figure=figure)
 
 
 def plot_confusion_matrix(matrix: torch.Tensor, classes: Sequence[str] | None = None, *,
@@ -262,15 +282,15 @@ def plot_confusion_matrix(matrix: torch.Tensor, classes: Sequence[str] | None = 
     if normalize:
         values = values / values.sum(1, keepdim=True).clamp_min(1)
     if ax is None:
-        _, ax = plt.subplots(figsize=(4.5, 4), layout="constrained")
+        _, ax = plt.subplots(figsize=(4.5, 4), dpi=DPI, layout="constrained")
     ax.imshow(values.numpy(), cmap="Blues", vmin=0)
     for i in range(size):
         for j in range(size):
             text = f"{values[i, j]:.2f}" if normalize else f"{int(matrix[i, j])}"
-            ax.text(j, i, text, ha="center", va="center", fontsize=6,
+            ax.text(j, i, text, ha="center", va="center", fontsize=8,
                     color="white" if values[i, j] > 0.6 * values.max() else "black")
     labels = list(classes) if classes is not None else [str(i) for i in range(size)]
-    ax.set_xticks(range(size), labels, rotation=90, fontsize=7)
-    ax.set_yticks(range(size), labels, fontsize=7)
+    ax.set_xticks(range(size), labels, rotation=90, fontsize=8)
+    ax.set_yticks(range(size), labels, fontsize=8)
     ax.set(xlabel="predicted", ylabel="true", title=title or "")
     return ax

@@ -4,15 +4,22 @@ A leaf module: importing it imports ipywidgets and matplotlib, so ``course_utils
 Each explorer redraws an off-screen matplotlib figure into an ``Image`` widget (no
 ``widgets.Output``, which notebook validation cannot compare and a static book cannot show),
 and the function that maps controls to what is drawn is public and testable without a
-browser. The augmentation explorer (notebook 02) is an ``ipywidgets.interactive`` around a
-plotting function instead; its cell's output is not compared.
+browser.
+
+A cell shows an explorer through :class:`Explorer`, whose output carries three views of it:
+the live widget (JupyterLab with a running kernel), a PNG of its starting state with a
+sentence saying how to explore it (the book, and a notebook opened without running it), and
+that sentence as plain text. A widget's repr (``VBox(children=...``) is never shown.
 """
 
 from __future__ import annotations
 
+import base64
 import functools
+import html
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 import ipywidgets as widgets
 import torch
@@ -22,18 +29,87 @@ from matplotlib.figure import Figure
 from course_utils import schedules
 from course_utils.augment import AUGMENTATIONS
 from course_utils.optim import OPTIMIZER_NAMES, make_optimizer
-from course_utils.plots import plot_trajectories, show_augmentations
+from course_utils.plots import DPI, plot_trajectories, show_augmentations
 from course_utils.schedules import SCHEDULES, Schedule
 from course_utils.surfaces import SURFACES, get_surface, trajectory
 
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
 
 def _to_png(figure: Figure) -> bytes:
-    """Render an off-screen figure (no pyplot, nothing auto-displayed) to PNG bytes."""
+    """Render an off-screen figure (no pyplot, nothing auto-displayed) to PNG bytes.
+
+    No version in the metadata, so the same picture gives the same bytes on every run.
+    """
     FigureCanvasAgg(figure)
     buffer = io.BytesIO()
-    figure.savefig(buffer, format="png")
+    figure.savefig(buffer, format="png", metadata={"Software": None})
     return buffer.getvalue()
 
+
+@dataclass(frozen=True, eq=False)
+class Explorer:
+    """An explorer as a notebook cell displays it (the cell's last expression).
+
+    Attributes:
+        widget: the live controls and picture, for JupyterLab.
+        controls: name -> control widget, e.g. ``controls["lr"].value = 0.1`` redraws.
+        image: the picture, redrawn on every change.
+        sentence: what a reader without a live kernel sees instead of the controls.
+        preview: the PNG of the starting state, shown with the sentence.
+        starting_state: the controls' starting values, e.g. ``"optimizer momentum, lr 0.05"``.
+    """
+
+    widget: widgets.Box
+    controls: Mapping[str, widgets.Widget]
+    image: widgets.Image
+    sentence: str
+    preview: bytes
+    starting_state: str
+
+    def _repr_html_(self) -> str:
+        data = base64.b64encode(self.preview).decode("ascii")
+        state = html.escape(self.starting_state)
+        return (f'<figure class="course-explorer" style="margin: 0">'
+                f'<img src="data:image/png;base64,{data}" alt="{html.escape(self.sentence)}" '
+                f'style="max-width: 100%; height: auto">'
+                f"<figcaption><em>{html.escape(self.sentence)}</em> "
+                f"The picture shows its starting state: {state}.</figcaption></figure>")
+
+    def _repr_mimebundle_(self, include: object = None, exclude: object = None) -> dict[str, object]:
+        view = self.widget._repr_mimebundle_()[WIDGET_VIEW]
+        return {WIDGET_VIEW: view, "text/html": self._repr_html_(), "text/plain": self.sentence}
+
+    def __repr__(self) -> str:
+        return self.sentence
+
+
+def _shown(value: object) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def _explorer(controls: Mapping[str, widgets.Widget], draw: Callable[..., bytes], *, sentence: str,
+              layout: Callable[[list[widgets.Widget], widgets.Image], widgets.Box],
+              status: widgets.Label | None = None,
+              describe: Callable[..., str] | None = None) -> Explorer:
+    """Wire ``controls`` to ``draw(**values) -> PNG`` and lay them out with the picture."""
+    image = widgets.Image(format="png")
+
+    def redraw(_change: object = None) -> None:
+        values = {name: control.value for name, control in controls.items()}
+        image.value = draw(**values)
+        if status is not None and describe is not None:
+            status.value = describe(**values)
+
+    for control in controls.values():
+        control.observe(redraw, names="value")
+    redraw()
+    state = ", ".join(f"{name} {_shown(control.value)}" for name, control in controls.items())
+    return Explorer(layout(list(controls.values()), image), dict(controls), image, sentence,
+                    bytes(image.value), state)
+
+
+# --- notebook 05: learning-rate schedules ------------------------------------------------------
 
 def schedule_from_controls(kind: str, *, lr: float, total_steps: int, warmup_fraction: float = 0.1,
                            gamma: float = 0.1, cycles: int = 2) -> Schedule:
@@ -76,44 +152,56 @@ def schedule_from_controls(kind: str, *, lr: float, total_steps: int, warmup_fra
 
 
 def _schedule_png(schedule: Schedule, total_steps: int, title: str) -> bytes:
-    figure = Figure(figsize=(6, 2.8), dpi=72, layout="constrained")
+    figure = Figure(figsize=(6.4, 3), dpi=DPI, layout="constrained")
     ax = figure.subplots()
     ax.plot(range(total_steps), [schedule(step) for step in range(total_steps)])
     ax.set(xlabel="optimizer step", ylabel="learning rate", title=title, ylim=(0, None))
     return _to_png(figure)
 
 
-def schedule_explorer(total_steps: int = 1000) -> widgets.VBox:
+def schedule_explorer(total_steps: int = 1000) -> Explorer:
     """Pick a schedule and its parameters, see its LR curve. Notebook 05.
 
-    Returns the widget box; its last child is the ``Image`` that is redrawn on every change.
+    Returns the :class:`Explorer` (display it as a cell's last expression); its controls are
+    ``schedule``, ``peak lr``, ``steps``, ``warm-up``, ``gamma`` and ``cycles``.
     """
-    kind = widgets.Dropdown(options=tuple(SCHEDULES), value="warmup_cosine", description="schedule")
-    lr = widgets.FloatLogSlider(value=0.1, base=10, min=-4, max=0, description="peak lr")
-    steps = widgets.IntSlider(value=total_steps, min=100, max=max(5000, total_steps), step=100,
-                              description="steps")
-    warmup = widgets.FloatSlider(value=0.1, min=0.0, max=0.5, step=0.05, description="warm-up")
-    gamma = widgets.FloatSlider(value=0.1, min=0.05, max=0.9, step=0.05, description="gamma")
-    cycles = widgets.IntSlider(value=2, min=1, max=8, description="cycles")
-    image = widgets.Image(format="png")
+    controls = {
+        "schedule": widgets.Dropdown(options=tuple(SCHEDULES), value="warmup_cosine",
+                                     description="schedule"),
+        "peak lr": widgets.FloatLogSlider(value=0.1, base=10, min=-4, max=0, description="peak lr"),
+        "steps": widgets.IntSlider(value=total_steps, min=100, max=max(5000, total_steps), step=100,
+                                   description="steps"),
+        "warm-up": widgets.FloatSlider(value=0.1, min=0.0, max=0.5, step=0.05, description="warm-up"),
+        "gamma": widgets.FloatSlider(value=0.1, min=0.05, max=0.9, step=0.05, description="gamma"),
+        "cycles": widgets.IntSlider(value=2, min=1, max=8, description="cycles"),
+    }
     status = widgets.Label()
-    controls = (kind, lr, steps, warmup, gamma, cycles)
 
-    def redraw(_change: object = None) -> None:
+    def make(values: dict) -> tuple[Schedule, int]:
         # the slider ranges only allow valid combinations, so this never raises
-        schedule = schedule_from_controls(kind.value, lr=lr.value, total_steps=steps.value,
-                                          warmup_fraction=warmup.value, gamma=gamma.value,
-                                          cycles=cycles.value)
-        status.value = (f"lr at step 0: {schedule(0):.3g}, peak: {lr.value:.3g}, "
-                        f"at the last step: {schedule(steps.value - 1):.3g}")
-        image.value = _schedule_png(schedule, steps.value, kind.value)
+        steps = values["steps"]
+        return schedule_from_controls(values["schedule"], lr=values["peak lr"], total_steps=steps,
+                                      warmup_fraction=values["warm-up"], gamma=values["gamma"],
+                                      cycles=values["cycles"]), steps
 
-    for control in controls:
-        control.observe(redraw, names="value")
-    redraw()
-    return widgets.VBox([widgets.HBox(list(controls[:3])), widgets.HBox(list(controls[3:])),
-                         status, image])
+    def draw(**values: object) -> bytes:
+        schedule, steps = make(values)
+        return _schedule_png(schedule, steps, str(values["schedule"]))
 
+    def describe(**values: object) -> str:
+        schedule, steps = make(values)
+        return (f"lr at step 0: {schedule(0):.3g}, peak: {values['peak lr']:.3g}, "
+                f"at the last step: {schedule(steps - 1):.3g}")
+
+    def layout(boxes: list[widgets.Widget], image: widgets.Image) -> widgets.Box:
+        return widgets.VBox([widgets.HBox(boxes[:3]), widgets.HBox(boxes[3:]), status, image])
+
+    return _explorer(controls, draw, layout=layout, status=status, describe=describe,
+                     sentence="Interactive explorer: run this cell in JupyterLab to change the "
+                              "schedule and its parameters.")
+
+
+# --- notebook 04: optimizer trajectories -------------------------------------------------------
 
 BETA2_CHOICES = (0.9, 0.99, 0.999, 0.9999)
 
@@ -131,7 +219,7 @@ def render_trajectory(surface: str, optimizer: str, *, lr: float, momentum: floa
         steps=steps)
     final = chosen(path[-1, 0], path[-1, 1]).item()
     diverged = len(path) <= steps
-    figure = Figure(figsize=(6, 4), dpi=64, layout="constrained")  # small: stored in the notebook
+    figure = Figure(figsize=(6.4, 4.2), dpi=DPI, layout="constrained")
     ax = figure.add_subplot()
     status = f"diverged after {len(path) - 1} steps" if diverged else f"loss after {steps} steps: {final:.3g}"
     plot_trajectories(chosen, {f"{optimizer}, lr={lr:.3g}": path}, ax=ax,
@@ -140,10 +228,12 @@ def render_trajectory(surface: str, optimizer: str, *, lr: float, momentum: floa
 
 
 def optimizer_explorer(surface: str = "quadratic", optimizer: str = "momentum", *,
-                       lr: float = 0.1, steps: int = 100) -> widgets.VBox:
+                       lr: float = 0.1, steps: int = 100) -> Explorer:
     """Pick a surface, an optimizer, its LR, momentum and betas; see its path redrawn.
 
-    Returns a ``VBox(controls, image)``; display it as a cell's last expression. Notebook 04.
+    Returns the :class:`Explorer` (display it as a cell's last expression); its controls are
+    ``surface``, ``optimizer``, ``lr``, ``momentum``, ``beta1``, ``beta2`` and ``steps``.
+    Notebook 04.
 
     Raises:
         ValueError: unknown ``surface`` or ``optimizer``, ``lr`` outside [1e-4, 1], or
@@ -174,17 +264,13 @@ def optimizer_explorer(surface: str = "quadratic", optimizer: str = "momentum", 
         "steps": widgets.IntSlider(value=steps, min=10, max=500, step=10, description="steps",
                                    continuous_update=False, style=style),
     }
-    image = widgets.Image(format="png")
 
-    def redraw(_change: object = None) -> None:
-        values = {name: control.value for name, control in controls.items()}
-        image.value = render_trajectory(values.pop("surface"), values.pop("optimizer"), **values)
+    def layout(boxes: list[widgets.Widget], image: widgets.Image) -> widgets.Box:
+        return widgets.VBox([widgets.HBox([widgets.VBox(boxes[:4]), widgets.VBox(boxes[4:])]), image])
 
-    for control in controls.values():
-        control.observe(redraw, names="value")
-    redraw()
-    boxes = list(controls.values())
-    return widgets.VBox([widgets.HBox([widgets.VBox(boxes[:4]), widgets.VBox(boxes[4:])]), image])
+    return _explorer(controls, render_trajectory, layout=layout,
+                     sentence="Interactive explorer: run this cell in JupyterLab to change the "
+                              "optimizer and learning rate.")
 
 
 # --- notebook 02: augmentations ----------------------------------------------------------------
@@ -204,18 +290,33 @@ def augmentation_controls(name: str = "translate", strength: float = 0.5) -> dic
     }
 
 
+def render_augmentations(images: torch.Tensor, name: str, strength: float, seed: int, *,
+                         strengths: Sequence[float] = (0.0,)) -> bytes:
+    """The augmentation explorer's picture as PNG bytes: one row per strength, then ``strength``.
+
+    ``images`` is ``(N, C, H, W)``; ``seed`` picks the random draw (the caller's RNG is untouched).
+    """
+    figure = Figure(dpi=DPI, layout="constrained")
+    rows = [(name, float(s)) for s in strengths] + [(name, float(strength))]
+    show_augmentations(images, rows, seed=seed, figure=figure)
+    return _to_png(figure)
+
+
 def augmentation_explorer(images: torch.Tensor, *, strengths: Sequence[float] = (0.0,),
-                          name: str = "translate", strength: float = 0.5) -> widgets.interactive:
+                          name: str = "translate", strength: float = 0.5) -> Explorer:
     """Pick an augmentation and a strength; see ``images`` ``(N, C, H, W)`` augmented.
 
     Each redraw shows the original row (strength 0, or ``strengths``) and the chosen strength,
-    so the change is easy to see. Returns the ``ipywidgets.interactive`` (display it).
+    so the change is easy to see. Returns the :class:`Explorer` (display it); its controls are
+    ``name``, ``strength`` and ``seed``. Notebook 02.
     """
     if images.ndim != 4:
         raise ValueError(f"images must be (N, C, H, W), got shape {tuple(images.shape)}")
+    draw = functools.partial(render_augmentations, images, strengths=tuple(strengths))
 
-    def draw(name: str, strength: float, seed: int) -> None:
-        rows = [(name, float(s)) for s in strengths] + [(name, float(strength))]
-        show_augmentations(images, rows, seed=seed)
+    def layout(boxes: list[widgets.Widget], image: widgets.Image) -> widgets.Box:
+        return widgets.VBox([widgets.HBox(boxes), image])
 
-    return widgets.interactive(draw, **augmentation_controls(name, strength))
+    return _explorer(augmentation_controls(name, strength), draw, layout=layout,
+                     sentence="Interactive explorer: run this cell in JupyterLab to change the "
+                              "augmentation and its strength.")

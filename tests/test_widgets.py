@@ -37,23 +37,23 @@ def test_bad_controls_raise_value_error():
 
 
 def test_explorer_redraws_when_a_control_changes():
-    box = schedule_explorer(total_steps=400)
-    image, status = box.children[-1], box.children[-2]
-    kind = box.children[0].children[0]
+    explorer = schedule_explorer(total_steps=400)
+    image, status = explorer.image, explorer.widget.children[-2]
     first = image.value
     assert first[:4] == b"\x89PNG"
-    kind.value = "one_cycle"
+    explorer.controls["schedule"].value = "one_cycle"
     assert image.value != first
     assert "at the last step" in status.value
+    assert explorer.preview == first  # the book's picture is the starting state
 
 
 def test_every_slider_combination_at_the_extremes_is_valid():
-    box = schedule_explorer(total_steps=100)
-    (kind, lr, steps), (warmup, gamma, cycles) = (box.children[0].children,
-                                                  box.children[1].children)
+    explorer = schedule_explorer(total_steps=100)
+    controls = dict(explorer.controls)
+    kind = controls.pop("schedule")
     for name in kind.options:
         kind.value = name
-        for control in (lr, steps, warmup, gamma, cycles):
+        for control in controls.values():
             control.value = control.min  # each change redraws; none may raise
             control.value = control.max
-        assert box.children[-1].value[:4] == b"\x89PNG"
+        assert explorer.image.value[:4] == b"\x89PNG"

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course_utils.augment import AUGMENTATIONS
-from course_utils.widgets import augmentation_controls, augmentation_explorer
+from course_utils.widgets import augmentation_controls, augmentation_explorer, render_augmentations
 
 
 @pytest.fixture(autouse=True)
@@ -34,15 +34,25 @@ def test_controls_bad_input():
 
 def test_explorer_draws_and_redraws_on_change():
     images = torch.rand(3, 1, 10, 10)
-    explorer = augmentation_explorer(images, name="hflip", strength=1.0)
-    assert isinstance(explorer, widgets.interactive)
-    names = [child.description for child in explorer.children[:-1]]
-    assert names == ["transform", "strength", "random draw"]
     figures = set(plt.get_fignums())
-    assert figures  # the initial draw happened
-    explorer.children[0].value = "rotate"  # a change triggers a new figure
-    assert set(plt.get_fignums()) - figures
-    assert explorer.kwargs == {"name": "rotate", "strength": 1.0, "seed": 0}
+    explorer = augmentation_explorer(images, name="hflip", strength=1.0)
+    assert [c.description for c in explorer.controls.values()] == ["transform", "strength", "random draw"]
+    first = bytes(explorer.image.value)
+    assert first.startswith(b"\x89PNG") and explorer.preview == first
+    explorer.controls["name"].value = "rotate"
+    assert bytes(explorer.image.value) != first
+    explorer.controls["seed"].value = 7
+    assert explorer.image.value[:4] == b"\x89PNG"
+    assert set(plt.get_fignums()) == figures  # drawn off-screen: nothing left for the notebook
+
+
+def test_render_augmentations_is_deterministic_and_leaves_the_rng_alone():
+    images = torch.rand(2, 1, 8, 8)
+    state = torch.get_rng_state()
+    first = render_augmentations(images, "translate", 0.5, 3)
+    assert render_augmentations(images, "translate", 0.5, 3) == first
+    assert render_augmentations(images, "translate", 0.5, 4) != first
+    assert torch.equal(torch.get_rng_state(), state)
 
 
 def test_explorer_bad_input():

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import io
+
 import pytest
 
 widgets = pytest.importorskip("ipywidgets")
@@ -9,12 +11,6 @@ widgets = pytest.importorskip("ipywidgets")
 from course_utils.widgets import optimizer_explorer, render_trajectory  # noqa: E402
 
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def controls(explorer):
-    row, image = explorer.children
-    found = {child.description: child for column in row.children for child in column.children}
-    return found, image
 
 
 def test_render_trajectory_returns_png():
@@ -36,9 +32,8 @@ def test_render_trajectory_bad_names():
 
 def test_explorer_has_its_controls_and_redraws_on_change():
     explorer = optimizer_explorer(steps=20)
-    assert isinstance(explorer, widgets.VBox)
-    found, image = controls(explorer)
-    assert set(found) == {"surface", "optimizer", "lr", "momentum", "beta1", "beta2 / alpha", "steps"}
+    found, image = explorer.controls, explorer.image
+    assert set(found) == {"surface", "optimizer", "lr", "momentum", "beta1", "beta2", "steps"}
     assert isinstance(image, widgets.Image) and bytes(image.value).startswith(PNG)
     assert found["optimizer"].value == "momentum" and found["surface"].value == "quadratic"
     before = image.value
@@ -50,13 +45,20 @@ def test_explorer_has_its_controls_and_redraws_on_change():
             assert bytes(image.value).startswith(PNG)
 
 
+def test_explorer_picture_is_readable_at_the_book_width():
+    from PIL import Image
+
+    width, height = Image.open(io.BytesIO(optimizer_explorer(steps=10).preview)).size
+    assert 560 <= width <= 800 and height >= 350
+
+
 def test_explorer_uses_no_output_widget():
     def walk(widget):
         yield widget
         for child in getattr(widget, "children", ()):
             yield from walk(child)
 
-    assert not any(isinstance(w, widgets.Output) for w in walk(optimizer_explorer(steps=10)))
+    assert not any(isinstance(w, widgets.Output) for w in walk(optimizer_explorer(steps=10).widget))
 
 
 @pytest.mark.parametrize(("kwargs", "message"), [
