@@ -56,6 +56,20 @@ def _environment(work: Path, scale: str) -> dict[str, str]:
     return env
 
 
+def _slowest_cells(notebook, count: int = 3) -> str:
+    """The ``count`` slowest cells, from the timestamps nbclient records, e.g. "cell 24: 12.3 s"."""
+    from datetime import datetime
+
+    spans = []
+    for index, cell in enumerate(notebook.cells):
+        stamps = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in stamps and "shell.execute_reply" in stamps:
+            start, end = (datetime.fromisoformat(stamps[k].replace("Z", "+00:00"))
+                          for k in ("iopub.execute_input", "shell.execute_reply"))
+            spans.append(((end - start).total_seconds(), index))
+    return ", ".join(f"cell {i}: {s:.1f} s" for s, i in sorted(spans, reverse=True)[:count])
+
+
 def run_notebook(path: Path, timeout: int) -> tuple[float, str | None]:
     """Execute ``path`` in place with a fresh kernel; return (seconds, first error or None)."""
     import nbformat
@@ -75,7 +89,10 @@ def run_notebook(path: Path, timeout: int) -> tuple[float, str | None]:
         text = re.sub(r"\x1b\[[0-9;]*m", "", str(err))  # the traceback's terminal colours
         lines = [line for line in text.strip().splitlines() if line.strip()]
         error = f"cell {index}: {lines[-1] if lines else type(err).__name__}"
-    return time.perf_counter() - start, error
+    seconds = time.perf_counter() - start
+    if error is None and seconds > 20:
+        print(f"  slowest: {_slowest_cells(notebook)}", flush=True)
+    return seconds, error
 
 
 def main(argv: list[str] | None = None) -> int:
