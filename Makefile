@@ -1,9 +1,10 @@
 # "Train it faster" — every target installs what it needs first, from nothing.
 #   make venv     environment in $(VENV) with the exact pins of constraints.txt
 #   make data     Fashion-MNIST on disk (already there / Debian package / download)
-#   make test     ruff, unit tests, strict nbval, the portable run, book build (CI runs this)
+#   make test     ruff, unit tests, strict nbval, the portable run, book build, browser tests (CI)
 #   make portable every notebook on the fallback data at COURSE_SCALE=4, offline (no comparison)
 #   make book     the Jupyter Book in book/_build/html, offline, warnings as errors
+#   make browser  the built book and JupyterLab in a real browser (Debian chromium + Playwright)
 #   make lab      JupyterLab on notebooks/
 #   make execute  re-run every notebook top to bottom in place (regenerates stored outputs)
 SHELL := /bin/bash
@@ -19,7 +20,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv data test lint unit envcheck nbval portable book lab execute doctor benchmark constraints clean
+.PHONY: venv data test lint unit envcheck nbval portable book book-assets chromium browser lab execute doctor benchmark constraints clean
 
 venv: $(STAMP)
 
@@ -37,13 +38,13 @@ doctor: venv
 	$(PY) -m course_utils doctor
 
 test: venv data
-	@$(MAKE) --no-print-directory lint unit nbval portable book
+	@$(MAKE) --no-print-directory lint unit nbval portable book browser
 
 lint: venv
 	$(BIN)/ruff check .
 
 unit: venv
-	$(PY) -m pytest tests -q
+	$(PY) -m pytest tests -q --ignore=tests/browser
 
 envcheck: venv
 	$(PY) -m pytest tests/test_packaging.py -q
@@ -55,19 +56,38 @@ nbval: venv data
 portable: venv
 	$(PY) scripts/run_portable.py --scale 4
 
-book: venv
+# The ledger and instructor pages are generated from the records first (book/generate_pages.py).
+book: venv book-assets
 	rm -rf book/_build
+	$(PY) book/generate_pages.py
 	$(BIN)/jupyter-book build book --warningiserror --keep-going
 	@echo "Book: book/_build/html/index.html"
 
+# MathJax, served by the book itself: from the npm registry at the pin of book/package-lock.json.
+book-assets: book/node_modules/.installed
+book/node_modules/.installed: book/package.json book/package-lock.json
+	@command -v npm >/dev/null 2>&1 || scripts/apt_install.sh npm
+	npm ci --prefix book --no-audit --no-fund
+	@touch $@
+
+# Debian's chromium for the browser tests (Playwright's own download is not used).
+chromium:
+	@test -x /usr/bin/chromium || scripts/apt_install.sh chromium \
+	  || echo "chromium could not be installed: the browser tests will be skipped"
+
+# Needs the built book (make book); starts its own web server and JupyterLab on loopback ports.
+browser: venv chromium
+	$(PY) -m pytest tests/browser -q -p no:cacheprovider
+
 lab: venv data
-	$(BIN)/jupyter lab --notebook-dir=notebooks
+	$(BIN)/jupyter lab --notebook-dir=notebooks $(if $(filter 0,$(shell id -u)),--allow-root)
 
 execute: venv data
 	@for nb in $(NOTEBOOKS); do \
 	  echo "== $$nb"; \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
-	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 "$$nb"; \
+	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
+	    --ExecutePreprocessor.store_widget_state=False "$$nb"; \
 	done
 
 benchmark: venv
