@@ -93,7 +93,8 @@ def _explorer(controls: Mapping[str, widgets.Widget], draw: Callable[..., bytes]
               status: widgets.Label | None = None,
               describe: Callable[..., str] | None = None) -> Explorer:
     """Wire ``controls`` to ``draw(**values) -> PNG`` and lay them out with the picture."""
-    image = widgets.Image(format="png")
+    # at its own size: a box would otherwise stretch the picture (and blur its text) to its width
+    image = widgets.Image(format="png", layout=widgets.Layout(align_self="flex-start", max_width="100%"))
 
     def redraw(_change: object = None) -> None:
         values = {name: control.value for name, control in controls.items()}
