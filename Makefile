@@ -3,6 +3,7 @@
 #   make data     Fashion-MNIST on disk (already there / Debian package / download)
 #   make test     ruff, unit tests, strict nbval, the portable run, book build, browser tests (CI)
 #   make portable every notebook on the fallback data at COURSE_SCALE=4, offline (no comparison)
+#   make postgres PostgreSQL's server programs for the tests of scripts/tune.py (apt, where allowed)
 #   make book     the Jupyter Book in book/_build/html, offline, warnings as errors
 #   make browser  the built book and JupyterLab in a real browser (Debian chromium + Playwright)
 #   make lab      JupyterLab on notebooks/
@@ -20,7 +21,7 @@ NOTEBOOKS := $(sort $(wildcard notebooks/[0-9][0-9]_*.ipynb))
 export PATH := $(BIN):$(PATH)
 export PYTHONDONTWRITEBYTECODE := 1
 
-.PHONY: venv data test lint unit envcheck nbval portable book book-assets chromium browser lab execute doctor benchmark constraints clean
+.PHONY: venv data test lint unit envcheck nbval portable book book-assets chromium postgres browser lab execute doctor benchmark constraints clean
 
 venv: $(STAMP)
 
@@ -43,7 +44,7 @@ test: venv data
 lint: venv
 	$(BIN)/ruff check .
 
-unit: venv
+unit: venv postgres
 	$(PY) -m pytest tests -q --ignore=tests/browser
 
 envcheck: venv
@@ -69,6 +70,12 @@ book/node_modules/.installed: book/package.json book/package-lock.json
 	@command -v npm >/dev/null 2>&1 || scripts/apt_install.sh npm
 	npm ci --prefix book --no-audit --no-fund
 	@touch $@
+
+# PostgreSQL's server programs (Debian's postgresql) for the study-storage tests of scripts/tune.py,
+# which start a throwaway server in a temporary folder; they fail, naming this target, without it.
+postgres:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null 2>&1 \
+	  || scripts/apt_install.sh postgresql
 
 # Debian's chromium for the browser tests (Playwright's own download is not used).
 chromium:
