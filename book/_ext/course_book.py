@@ -31,7 +31,7 @@ def check_mathjax(app: Sphinx) -> None:
 
 
 def drop_widget_state(app: Sphinx, docname: str, source: list[str]) -> None:
-    if not app.env.doc2path(docname).endswith(".ipynb"):
+    if not str(app.env.doc2path(docname)).endswith(".ipynb"):
         return
     notebook = json.loads(source[0])
     if notebook.get("metadata", {}).pop("widgets", None) is not None:
