@@ -15,6 +15,7 @@ from course_utils.checks.losses import check_log_softmax
 from course_utils.checks.optimization import check_adam_step, check_warmup_cosine
 from course_utils.checks.regularization import check_early_stopping, check_l2_penalty
 from course_utils.checks.transfer import check_freeze
+from course_utils.checks.tuning import check_log_uniform, check_smooth, check_stop_epoch
 
 __all__ = [
     "CheckResult",
@@ -27,9 +28,12 @@ __all__ = [
     "check_freeze",
     "check_l2_penalty",
     "check_log_softmax",
+    "check_log_uniform",
     "check_mean_std",
     "check_mixup",
     "check_shard_indices",
+    "check_smooth",
+    "check_stop_epoch",
     "check_train_step",
     "check_warmup_cosine",
 ]
