@@ -149,3 +149,26 @@ def test_the_real_course_generates_both_pages(tmp_path):
     for notebook in pages.book_notebooks():
         assert f"(notebooks/{notebook}.ipynb)" in instructor
     assert "exercises, " in instructor and "{{" not in instructor
+
+
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_stores_no_widget_state(path):
+    """Stored widget state makes pages load require.js and the widget manager from a CDN.
+
+    ``make execute`` drops it and stores none; fails for a notebook not re-executed since.
+    """
+    assert "widgets" not in json.loads(path.read_text(encoding="utf-8"))["metadata"], \
+        f"{path.name} stores widget state in its metadata: re-run it with `make execute`"
+
+
+def test_every_explorer_cell_is_tagged():
+    """The JupyterLab test and the book test find explorers by the tag ``explorer``."""
+    for path in NOTEBOOKS:
+        for index, c in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            source = "".join(c["source"])
+            shows = c["cell_type"] == "code" and re.search(r"^\w+_explorer\(", source, re.MULTILINE)
+            tagged = "explorer" in c.get("metadata", {}).get("tags", [])
+            assert bool(shows) == tagged, f"{path.name} cell {index}: tag `explorer` iff it shows an explorer"
