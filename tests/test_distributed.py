@@ -192,7 +192,7 @@ def test_torchrun_two_processes_agree_and_equal_one_big_batch(tmp_path, monkeypa
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     args = ["--out", tmp_path / "report.json", "--checkpoint-dir", tmp_path, "--data", "synthetic",
             "--train-size", "96", "--val-size", "32", "--batch-size", "8", "--lr", "0.5",
-            "--block-steps", "2", "--warmup", "0", "--repeats", "2", "--backend", "gloo",
+            "--block-steps", "2", "--epochs", "2", "--seeds", "0", "1", "--backend", "gloo",
             "--timeout", "30"]
     result = subprocess.run(torchrun_command(SCRIPT, args, nproc_per_node=2), capture_output=True,
                             text=True, timeout=120, check=False)
@@ -200,13 +200,20 @@ def test_torchrun_two_processes_agree_and_equal_one_big_batch(tmp_path, monkeypa
     report = json.loads((tmp_path / "report.json").read_text())
     ranks = report["ranks"]
     assert [r["rank"] for r in ranks] == [0, 1]
-    assert report["steps"] == 5 and report["effective_batch_size"] == 16
+    assert report["effective_batch_size"] == 16
+    # two seeds, each 2 epochs of 48 // 8 = 6 steps per rank; 3 timed blocks per epoch, the
+    # first block of each seed is the untimed warm-up
+    assert [run["seed"] for run in report["runs"]] == [0, 1]
+    for run in report["runs"]:
+        assert run["steps"] == 12 and len(run["loss"]) == 12 and len(run["val_acc"]) == 2
+        assert len(run["images_per_s"]) == 5 and min(run["images_per_s"]) > 0
+    assert report["runs"][0]["loss"] != report["runs"][1]["loss"]  # a different seed, a different run
     # every rank starts, steps and ends with bit-identical weights
     for key in ("fingerprint_initial", "fingerprint_step1", "fingerprint_final"):
         assert ranks[0][key] == ranks[1][key], key
-    # the shards are disjoint; only rank 0 printed the summary line
+    # the shards are disjoint; only rank 0 printed the per-seed lines
     assert not set(ranks[0]["first_batch"]) & set(ranks[1]["first_batch"])
-    assert result.stdout.count("steps of 16 images") == 1
+    assert result.stdout.count("steps of 16 images") == 2
 
     # one single-process step on the concatenated batch gives the same weights
     parsed = load_script().parse_args([str(a) for a in args])
@@ -220,5 +227,10 @@ def test_torchrun_two_processes_agree_and_equal_one_big_batch(tmp_path, monkeypa
     saved = load_checkpoint(tmp_path / "step1.ckpt", model=small_cnn(in_channels=1, norm="none"))
     for name, value in model.state_dict().items():
         torch.testing.assert_close(value, saved["model"][name])
-    assert (tmp_path / "final.ckpt").is_file()
+    final = load_checkpoint(tmp_path / "final.ckpt", model=small_cnn(in_channels=1, norm="none"))
+    assert final["step"] == 12  # the first seed's last step
 
+
+def test_script_rejects_sizes_below_one(tmp_path):
+    with pytest.raises(SystemExit, match="must be >= 1"):
+        load_script().main(["--out", str(tmp_path / "r.json"), "--epochs", "0"])
