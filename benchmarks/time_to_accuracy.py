@@ -1,0 +1,128 @@
+"""Time to accuracy on the full Fashion-MNIST: notebook 13's table, headless.
+
+Every row trains on all 60,000 training images and is judged on the 10,000 test images:
+
+- ``stack``: the baseline recipe of notebook 00, then one tip added per row
+  (``course_utils.speedrun.stack``), each row with the same epoch budget;
+- ``ablation``: the last row with one tip removed at a time (``speedrun.ablations``);
+- ``last``: only the last row (``python benchmarks/time_to_accuracy.py --rows last`` reproduces
+  the table's last row).
+
+Each row runs ``--seeds`` seeds. The training clock excludes the test evaluations (4 per epoch)
+and includes compiling. The JSON record (``notebooks/results/time_to_accuracy_<device>.json``,
+merged row by row so ``--rows last`` updates only that row) holds every run's accuracy curve,
+the device, the date, the exact command and the torch version, plus this machine's fp32
+matmul peak and each row's training FLOPs per image.
+
+``--tune`` instead sweeps the LRs of the tips that set one on a validation split (5,000 held-out
+training images), so the test set is never used for a choice.
+
+Usage (from the repository root):
+``python benchmarks/time_to_accuracy.py [--rows stack|ablation|last|all] [--seeds 3] [--epochs E]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+
+from course_utils.data import VAL_SIZE, course_split, get_dataset, normalization
+from course_utils.hardware import cpu_name, describe_accelerator, get_device
+from course_utils.results import atomic_write_text, read_json
+from course_utils.sizing import size_policy
+from course_utils.speedrun import (
+    SpeedrunData,
+    ablations,
+    matmul_peak,
+    run_recipe,
+    stack,
+    summarize,
+    training_flops,
+)
+
+RESULTS = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+TARGETS = (0.85, 0.90, 0.92, 0.93)
+
+
+def load_data(device: torch.device, *, validation: bool) -> tuple[SpeedrunData, str]:
+    """The full train/test sets on ``device`` (``validation``: the course split instead)."""
+    train_full = get_dataset("fashion_mnist", train=True)
+    if validation:
+        train_set, test_set = course_split(train_full, train_size=len(train_full) - VAL_SIZE,
+                                           sizes=size_policy("cpu"))
+    else:
+        train_set, test_set = train_full, get_dataset("fashion_mnist", train=False)
+    (x, y), (tx, ty) = train_set.tensors(), test_set.tensors()
+    mean, std = normalization(train_set)
+    data = SpeedrunData(x.to(device), y.to(device), tx.to(device), ty.to(device), mean, std)
+    return data, train_full.source
+
+
+def command() -> str:
+    keys = ("OMP_NUM_THREADS", "COURSE_SCALE", "TORCHINDUCTOR_FORCE_DISABLE_CACHES")
+    env = [f"{key}={os.environ[key]}" for key in keys if key in os.environ]
+    return " ".join([*env, "python", *sys.argv])
+
+
+def record_path(device: torch.device, name: str = "time_to_accuracy") -> Path:
+    return RESULTS / f"{name}_{device.type}.json"
+
+
+def run_rows(rows, data, seeds, device, path: Path, source: str, group: str, first: int = 0) -> None:
+    record = read_json(path, regenerate="re-run this benchmark") if path.is_file() else {"rows": {}}
+    threads = torch.get_num_threads()
+    record.update(device=device.type, accelerator=describe_accelerator(device),
+                  hardware=f"{cpu_name()} ({os.cpu_count()} logical cores, {threads} torch threads)",
+                  torch=torch.__version__, data=source, targets=list(TARGETS),
+                  train_images=len(data.train_y), test_images=len(data.test_y),
+                  matmul_peak_flops=matmul_peak(device))
+    for order, recipe in enumerate(rows):
+        results = [run_recipe(recipe, data, seed=seed) for seed in seeds]
+        summary = summarize(results, TARGETS)
+        summary.update(group=group, order=first + order, recipe=recipe.__dict__,
+                       flops_per_image=training_flops(recipe, data),
+                       date=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), command=command())
+        record["rows"][recipe.name] = summary
+        atomic_write_text(path, json.dumps(record, indent=1) + "\n")
+        best = [f"{a:.3f}" for a in summary["best_acc"]]
+        print(f"{recipe.name:42} best {best}  {[f'{s:.0f}' for s in summary['images_per_s']]} img/s",
+              flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", choices=("stack", "ablation", "last", "all"), default="all")
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=float, default=None, help="epoch budget of every row")
+    parser.add_argument("--tune", nargs="*", type=float, default=None,
+                        help="LRs to try for the last row on the validation split")
+    args = parser.parse_args(argv)
+    device = get_device()
+    epochs = args.epochs or {"cuda": 8.0}.get(device.type, 4.0)
+    rows = stack(epochs=epochs)
+    seeds = list(range(args.seeds))
+    if args.tune is not None:
+        data, source = load_data(device, validation=True)
+        tuned = [rows[-1].but(f"lr {lr:g}", lr=lr) for lr in args.tune]
+        run_rows(tuned, data, seeds, device, record_path(device, "time_to_accuracy_tuning"), source, "tune")
+        return 0
+    data, source = load_data(device, validation=False)
+    path = record_path(device)
+    if args.rows in ("stack", "all"):
+        run_rows(rows, data, seeds, device, path, source, "stack")
+    elif args.rows == "last":
+        run_rows(rows[-1:], data, seeds, device, path, source, "stack", first=len(rows) - 1)
+    if args.rows in ("ablation", "all"):
+        run_rows(ablations(rows), data, seeds, device, path, source, "ablation")
+    print(f"written to {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
