@@ -16,6 +16,8 @@ The course's statistical protocol, used by every notebook:
      seeds or a larger budget are needed to decide.
 
    A deterministic check (an exact comparison with PyTorch, a monotone curve) holds or does not.
+   A claim that something is *unnecessary* ("B makes A unnecessary") is a non-inferiority
+   part (:func:`noninferior`): it holds when the whole interval lies above ``-margin``.
 4. A claim with several parts **holds** when every part holds, is **partly** true when some
    parts hold and others do not, is **inconclusive at this budget** when no part holds and at
    least one is inconclusive, and **does not hold here** when no part holds and none is
@@ -133,7 +135,7 @@ class Evidence:
     verdict: str
     summary: str  # the key number, e.g. "+2.1 pp (95% CI +1.5 to +2.7; 5 seeds)"
     rule: str
-    kind: str  # "paired", "speedup" or "check"
+    kind: str  # "paired", "noninferior", "speedup" or "check"
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -206,11 +208,12 @@ def paired(name: str, baseline: Sequence[float], treatment: Sequence[float], *,
 
 
 def speedup(name: str, baseline_s: Sequence[float], treatment_s: Sequence[float], *,
-            min_effect: float = 0.05) -> Evidence:
+            min_effect: float = 0.05, what: str = "timed pairs") -> Evidence:
     """Judge "``treatment`` is faster" from timings paired by repeat (e.g. ``bench.compare``).
 
     The effect is the log of the per-pair ratio baseline/treatment; ``min_effect`` is the
-    smallest speed-up that matters as a fraction (0.05 = 5% faster).
+    smallest speed-up that matters as a fraction (0.05 = 5% faster). Costs other than seconds
+    work the same way (optimizer steps to a target, paired by seed: ``what="seeds"``).
     """
     base, treat = _numbers(baseline_s, "baseline_s"), _numbers(treatment_s, "treatment_s")
     if len(base) != len(treat) or len(base) < 2 or min(base + treat) <= 0:
@@ -220,11 +223,35 @@ def speedup(name: str, baseline_s: Sequence[float], treatment_s: Sequence[float]
     mean, low, high = _interval(logs)
     verdict = _decide(mean, low, high, math.log1p(min_effect))
     summary = (f"{math.exp(mean):.2f}x (95% CI {math.exp(low):.2f}x to {math.exp(high):.2f}x; "
-               f"{len(logs)} timed pairs)")
+               f"{len(logs)} {what})")
     rule = f"holds if the 95% CI of the speed-up is above 1x and its mean is at least {1 + min_effect:g}x"
     return Evidence(name, verdict, summary, rule, "speedup",
                     {"baseline_s": base, "treatment_s": treat, "ratio": math.exp(mean),
                      "ci": [math.exp(low), math.exp(high)], "n": len(logs), "min_effect": min_effect})
+
+
+def noninferior(name: str, baseline: Sequence[float], treatment: Sequence[float], *,
+                margin: float, scale: float = 1.0, unit: str = "", digits: int = 2) -> Evidence:
+    """Judge "``treatment`` is no worse than ``baseline``" (a claim that something is unnecessary).
+
+    The paired differences treatment - baseline (per seed, in displayed units) must lie above
+    ``-margin``: **holds** if the whole 95% interval is above ``-margin``, **does not hold
+    here** if it lies below ``-margin`` (clearly worse), otherwise inconclusive. ``margin`` is
+    the largest loss that does not matter, chosen before looking (e.g. half a point).
+    Taught in notebook 08 ("BatchNorm may make dropout unnecessary").
+
+    Raises:
+        ValueError: a negative or non-finite ``margin``, or anything :func:`paired` refuses.
+    """
+    if not math.isfinite(margin) or margin < 0:
+        raise ValueError(f"margin must be a finite number >= 0, got {margin!r}")
+    evidence = paired(name, baseline, treatment, scale=scale, unit=unit, digits=digits)
+    mean, (low, high) = evidence.numbers["mean"], evidence.numbers["ci"]
+    verdict = _decide(mean + margin, low + margin, high + margin, 0.0)
+    summary = f"{evidence.summary[:-1]}; margin -{margin:g}{unit})"
+    rule = f"holds if the 95% CI lies above -{margin:g}{unit} (no worse by more than the margin)"
+    return Evidence(name, verdict, summary, rule, "noninferior",
+                    {**evidence.numbers, "margin": margin})
 
 
 def check(name: str, passed: bool, detail: str) -> Evidence:
