@@ -1,5 +1,5 @@
-"""Transfer learning helpers: split a dataset by class, freeze a backbone, swap the head,
-and give earlier layers smaller learning rates.
+"""Transfer learning helpers: the source/target CNN, a cache for pretrained weights, freezing a
+backbone, swapping the head, and smaller learning rates for earlier layers.
 
 Taught in notebook 09. Every helper that returns something new leaves its input alone;
 :func:`freeze` is the one that changes the model it is given (that is its job).
@@ -8,17 +8,71 @@ Taught in notebook 09. Every helper that returns something new leaves its input 
 from __future__ import annotations
 
 import copy
-from collections.abc import Sequence
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from course_utils.data import ImageDataset
+from course_utils.datasets import cache_dir
 
 # torchvision's ResNet18_Weights.IMAGENET1K_V1 file (its URL ends in this name); the hub cache
 # keeps downloads under <torch.hub.get_dir()>/checkpoints/<file name>.
 RESNET18_FILE = "resnet18-f37072fd.pth"
+
+
+def transfer_cnn(num_classes: int = 10, *, in_channels: int = 1, width: int = 32) -> nn.Sequential:
+    """Three stride-2 conv blocks (``width``, ``2*width``, ``4*width`` channels, each
+    conv -> BatchNorm -> ReLU), global average pooling and a linear head.
+
+    ``(N, in_channels, H, W) -> (N, num_classes)``; 28x28 inputs become 14x14, 7x7, 4x4 maps.
+    Children ``[:11]`` are the backbone (its output: ``4*width`` features per image), ``[11]``
+    the head. About 95k parameters at ``width=32``; strided convolutions instead of pooling
+    keep it cheap on a CPU. Notebook 09 pretrains it on Fashion-MNIST.
+
+    Raises:
+        ValueError: a size that is not a positive int.
+    """
+    for label, value in (("num_classes", num_classes), ("in_channels", in_channels), ("width", width)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    layers: list[nn.Module] = []
+    for c_in, c_out, kernel in ((in_channels, width, 5), (width, 2 * width, 3), (2 * width, 4 * width, 3)):
+        # no conv bias: BatchNorm's shift makes it redundant (notebook 08)
+        layers += [nn.Conv2d(c_in, c_out, kernel, stride=2, padding=kernel // 2, bias=False),
+                   nn.BatchNorm2d(c_out), nn.ReLU()]
+    return nn.Sequential(*layers, nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4 * width, num_classes))
+
+
+def dataset_fingerprint(dataset: ImageDataset) -> str:
+    """A short md5 of the images and labels: equal only for the same data in the same order."""
+    digest = hashlib.md5(usedforsecurity=False)
+    digest.update(dataset.images.contiguous().numpy().tobytes())
+    digest.update(dataset.targets.contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
+
+
+def pretrained_path(name: str, config: Mapping[str, object]) -> Path:
+    """Where the course cache keeps weights pretrained with ``config``.
+
+    The file name holds a hash of the whole ``config`` (put the data's
+    :func:`dataset_fingerprint`, the sizes, the epochs and the device type in it), so weights
+    from other data (the fallback digits), another scale or another device never stand in for
+    these. Only builds the path; nothing is read or written.
+
+    Raises:
+        ValueError: ``name`` is not a plain word, or ``config`` is not JSON-serializable.
+    """
+    if not isinstance(name, str) or not name.replace("-", "").replace("_", "").isalnum():
+        raise ValueError(f"name must be letters, digits, '-' or '_', got {name!r}")
+    try:
+        text = json.dumps(dict(config), sort_keys=True)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"config must hold JSON values (str, int, float, bool, lists): {err}") from err
+    return cache_dir() / "pretrained" / f"{name}-{hashlib.sha256(text.encode()).hexdigest()[:16]}.pt"
 
 
 def _check_classes(classes: Sequence[int]) -> list[int]:
