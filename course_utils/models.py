@@ -1,12 +1,14 @@
-"""The course's small models: an MLP and a small CNN, both built from plain ``nn`` layers.
+"""The course's small models: an MLP, a small CNN and a small ResNet, from plain ``nn`` layers.
 
-Taught in notebook 00; BatchNorm and Dropout options are the subject of notebook 08.
+Taught in notebook 00; BatchNorm and Dropout options are the subject of notebook 08; the
+ResNet is the model of notebook 11 where tensor cores have enough work to matter.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import torch
 from torch import nn
 
 ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
@@ -76,3 +78,45 @@ def small_cnn(in_channels: int = 1, num_classes: int = 10, *, width: int = 16,
         layers.append(nn.Dropout(dropout))
     layers.append(nn.Linear(2 * width * 16, num_classes))
     return nn.Sequential(*layers)
+
+
+class Residual(nn.Module):
+    """``x + block(x)``: a skip connection around ``block`` (shapes must match)."""
+
+    def __init__(self, block: nn.Module) -> None:
+        super().__init__()
+        self.block = block
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.block(x)
+
+
+def small_resnet(in_channels: int = 3, num_classes: int = 10, *, width: int = 16) -> nn.Sequential:
+    """A ResNet-9 in the style of David Page's DAWNBench CIFAR-10 model (the ancestor of
+    hlb-CIFAR10): channels ``width, 2w, 4w, 8w``, three 2x2 max-pools, two residual blocks of two
+    conv-BatchNorm-ReLU layers, a global max-pool and a linear classifier.
+
+    ``(N, in_channels, H, W) -> (N, num_classes)`` for any H, W >= 8 (3x32x32 CIFAR-sized images
+    above all). ``width=64`` is Page's ResNet-9 (6.6 M parameters); the default 16 is its
+    2-core-CPU size (0.4 M). Notebook 11.
+
+    Raises:
+        ValueError: a non-positive ``in_channels``, ``num_classes`` or ``width``.
+    """
+    if in_channels < 1 or num_classes < 1 or width < 1:
+        raise ValueError("in_channels, num_classes and width must be positive")
+
+    def conv(c_in: int, c_out: int) -> list[nn.Module]:
+        return _conv_block(c_in, c_out, "batch")
+
+    w = width
+    return nn.Sequential(
+        *conv(in_channels, w),
+        *conv(w, 2 * w), nn.MaxPool2d(2),
+        Residual(nn.Sequential(*conv(2 * w, 2 * w), *conv(2 * w, 2 * w))),
+        *conv(2 * w, 4 * w), nn.MaxPool2d(2),
+        *conv(4 * w, 8 * w), nn.MaxPool2d(2),
+        Residual(nn.Sequential(*conv(8 * w, 8 * w), *conv(8 * w, 8 * w))),
+        nn.AdaptiveMaxPool2d(1), nn.Flatten(),
+        nn.Linear(8 * w, num_classes),
+    )
