@@ -289,18 +289,22 @@ class ClaimVerdict:
         return self.parts[0].summary
 
 
-def judge(claim_id: str, *parts: Evidence, note: str = "") -> ClaimVerdict:
+def judge(claim_id: str, *parts: Evidence, note: str = "", statement: str | None = None) -> ClaimVerdict:
     """Combine measured parts into the verdict on ``claim_id`` (e.g. ``"C1"``).
 
+    A notebook's own question that is not one of the curriculum's claims (the capstone's "the
+    tips compound") gets an id of its own and its ``statement``; the ledger lists only C1-C25.
+
     Raises:
-        ValueError: an unknown claim id, or no parts.
+        ValueError: an unknown claim id without a statement, or no parts.
     """
-    if claim_id not in CLAIMS:
-        raise ValueError(f"unknown claim {claim_id!r}; the curriculum's claims are C1-C25")
+    if claim_id not in CLAIMS and not statement:
+        raise ValueError(f"unknown claim {claim_id!r}; the curriculum's claims are C1-C25 (a "
+                         "notebook's own question needs statement=...)")
     if not parts or not all(isinstance(p, Evidence) for p in parts):
         raise ValueError("judge needs at least one Evidence (from effect, paired, speedup or check)")
-    return ClaimVerdict(claim_id, CLAIMS[claim_id][0], combine([p.verdict for p in parts]),
-                        tuple(parts), note)
+    text = statement or CLAIMS[claim_id][0]
+    return ClaimVerdict(claim_id, text, combine([p.verdict for p in parts]), tuple(parts), note)
 
 
 class VerdictTable(list):
@@ -384,6 +388,10 @@ def load_ledger(folder: str | Path = "results", *,
             continue
         device = record["device"] + ("-fallback" if record.get("fallback_data") else "")
         for claim in record["claims"]:
+            home = CLAIMS.get(claim["id"], ("", ""))[1]
+            earlier = ledger.get(claim["id"], {}).get(device)
+            if earlier is not None and earlier["notebook"] == home:
+                continue  # a claim tested in two notebooks (C25): its home notebook's record wins
             ledger.setdefault(claim["id"], {})[device] = {
                 "verdict": claim["verdict"], "key_number": claim["parts"][0]["summary"],
                 "parts": [(p["name"], p["summary"], p["verdict"]) for p in claim["parts"]],

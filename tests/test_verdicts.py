@@ -146,3 +146,16 @@ def test_ledger_names_a_damaged_record(tmp_path):
 def test_record_refuses_no_claims(tmp_path):
     with pytest.raises(ValueError):
         record_verdicts("x", [], device="cpu", data="d", scale=1.0, folder=tmp_path)
+
+
+def test_a_notebooks_own_question_needs_a_statement():
+    own = judge("S1", check("x", True, ""), statement="the tips compound")
+    assert own.statement == "the tips compound" and own.verdict == HOLDS
+
+
+def test_a_claim_recorded_twice_keeps_its_home_notebook(tmp_path):
+    home = judge("C25", effect("home", [1.0, 1.1, 0.9]))
+    other = judge("C25", effect("other", [-1.0, -1.1, -0.9]))
+    for notebook, claim in (("07_regularization", home), ("10_tuning_procedure", other)):
+        record_verdicts(notebook, [claim], device="cpu", data="d", scale=1.0, folder=tmp_path)
+    assert load_ledger(tmp_path)["C25"]["cpu"]["notebook"] == "07_regularization"
