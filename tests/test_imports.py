@@ -14,7 +14,7 @@ HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
               "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces",
               "distributed", "precision", "augment", "metrics", "imbalance", "transfer",
-              "layers", "regularization", "tuning", "procedure", "curves", "studies")
+              "layers", "regularization", "tuning", "procedure", "curves", "studies", "selection")
 
 SCRIPT = f"""
 import importlib, json, sys
