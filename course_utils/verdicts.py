@@ -22,6 +22,9 @@ The course's statistical protocol, used by every notebook:
    parts hold and others do not, is **inconclusive at this budget** when no part holds and at
    least one is inconclusive, and **does not hold here** when no part holds and none is
    inconclusive. So "the gap shrinks but the accuracy is unchanged" is always "partly".
+   A part this machine cannot measure (a multi-GPU speed-up on one CPU) is recorded as **not
+   measured here** (:func:`not_measured`): it never counts as holding, so a claim whose measured
+   parts all hold is only "partly" confirmed until a machine that can measure the rest does.
 
 Verdicts are recorded with their numbers, the hardware, the date and the data source under
 ``results/verdicts/`` next to the notebooks; the capstone (notebook 13) and the book's ledger
@@ -44,7 +47,8 @@ from typing import Any
 from course_utils.results import atomic_write_text, read_json
 
 HOLDS, PARTLY, NOT_HERE, INCONCLUSIVE = "holds", "partly", "does not hold here", "inconclusive at this budget"
-VERDICTS = (HOLDS, PARTLY, NOT_HERE, INCONCLUSIVE)
+NOT_MEASURED = "not measured here"
+VERDICTS = (HOLDS, PARTLY, NOT_HERE, INCONCLUSIVE, NOT_MEASURED)
 PROTOCOL = ("paired by seed, 95% t-interval; holds: interval above 0 and mean >= min_effect; "
             "does not hold here: interval below min_effect; otherwise inconclusive at this budget; "
             "a claim holds if all parts hold, partly if some do")
@@ -135,7 +139,7 @@ class Evidence:
     verdict: str
     summary: str  # the key number, e.g. "+2.1 pp (95% CI +1.5 to +2.7; 5 seeds)"
     rule: str
-    kind: str  # "paired", "noninferior", "speedup" or "check"
+    kind: str  # "paired", "noninferior", "speedup", "check" or "not measured"
     numbers: dict[str, Any] = field(default_factory=dict)
 
 
@@ -262,16 +266,27 @@ def check(name: str, passed: bool, detail: str) -> Evidence:
                     {"passed": passed})
 
 
+def not_measured(name: str, reason: str) -> Evidence:
+    """A part of a claim that this machine cannot measure (e.g. "needs 2+ GPUs"), recorded so
+    that the ledger shows what is still open."""
+    if not reason:
+        raise ValueError("not_measured needs the reason (what hardware or data it needs)")
+    return Evidence(name, NOT_MEASURED, reason, "not measured: " + reason, "not measured", {})
+
+
 def combine(verdicts: Sequence[str]) -> str:
     """The verdict of a claim from the verdicts of its parts (rule 4 of the protocol)."""
-    if not verdicts or any(v not in (HOLDS, NOT_HERE, INCONCLUSIVE) for v in verdicts):
-        raise ValueError(f"part verdicts must be among {(HOLDS, NOT_HERE, INCONCLUSIVE)}, got {verdicts}")
+    parts = (HOLDS, NOT_HERE, INCONCLUSIVE, NOT_MEASURED)
+    if not verdicts or any(v not in parts for v in verdicts):
+        raise ValueError(f"part verdicts must be among {parts}, got {verdicts}")
     held = sum(v == HOLDS for v in verdicts)
     if held == len(verdicts):
         return HOLDS
     if held:
         return PARTLY
-    return INCONCLUSIVE if INCONCLUSIVE in verdicts else NOT_HERE
+    if INCONCLUSIVE in verdicts:
+        return INCONCLUSIVE
+    return NOT_HERE if NOT_HERE in verdicts else NOT_MEASURED
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ from course_utils.verdicts import (
     HOLDS,
     INCONCLUSIVE,
     NOT_HERE,
+    NOT_MEASURED,
     PARTLY,
     check,
     combine,
@@ -18,6 +19,7 @@ from course_utils.verdicts import (
     judge,
     ledger_rows,
     load_ledger,
+    not_measured,
     paired,
     record_verdicts,
     show_verdicts,
@@ -94,6 +96,18 @@ def test_combine_is_one_rule():
         combine([])
     with pytest.raises(ValueError):
         combine([PARTLY])
+
+
+def test_not_measured_parts_never_count_as_holding():
+    gpu = not_measured("speed-up on 2 GPUs", "needs 2+ GPUs")
+    assert gpu.verdict == NOT_MEASURED and gpu.summary == "needs 2+ GPUs"
+    assert combine([HOLDS, NOT_MEASURED]) == PARTLY
+    assert combine([NOT_HERE, NOT_MEASURED]) == NOT_HERE
+    assert combine([INCONCLUSIVE, NOT_MEASURED]) == INCONCLUSIVE
+    assert combine([NOT_MEASURED]) == NOT_MEASURED
+    assert judge("C24", check("replicas", True, ""), gpu).verdict == PARTLY
+    with pytest.raises(ValueError, match="reason"):
+        not_measured("x", "")
 
 
 def test_judge_and_check():
