@@ -15,7 +15,6 @@ import os
 import platform
 import re
 import statistics
-import tempfile
 from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -23,7 +22,11 @@ from typing import Any
 
 import torch
 
+from course_utils.files import atomic_write_text
 from course_utils.hardware import cpu_name
+
+__all__ = ["atomic_write_text", "format_mean_std", "load_results", "mean_std", "read_json",
+           "save_results"]
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]+$")
 
@@ -32,27 +35,6 @@ def _path(name: str, folder: str | Path) -> Path:
     if not isinstance(name, str) or not _NAME.fullmatch(name):  # match() accepts a trailing "\n"
         raise ValueError(f"result name {name!r} may use only letters, digits, '_' and '-'")
     return Path(folder) / f"{name}.json"
-
-
-def atomic_write_text(path: str | Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` atomically: temp file in the same folder, fsync, rename.
-
-    On any failure (disk full, interrupted) the temporary file is removed and the old file is
-    left as it was.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def read_json(path: str | Path, *, regenerate: str) -> Any:
@@ -106,11 +88,11 @@ def load_results(name: str, *, folder: str | Path = "results") -> dict[str, Any]
     if not path.is_file():
         raise FileNotFoundError(f"{path} does not exist: run the notebook that records "
                                 f"{name!r} first (the baseline comes from notebook 00)")
-    record = read_json(path, regenerate=f"re-run the notebook that records {name!r} "
-                       "(the baseline comes from notebook 00)")
+    regenerate = f"re-run the notebook that records {name!r} (the baseline comes from notebook 00)"
+    record = read_json(path, regenerate=regenerate)
     if not isinstance(record, dict) or "values" not in record:
-        raise ValueError(f"{path} is not a course results file (no 'values'); delete it and re-run "
-                         f"the notebook that records {name!r}")
+        raise ValueError(f"{path} is not a course results file (no 'values'); delete it and "
+                         f"{regenerate}")
     return record
 
 
