@@ -93,8 +93,11 @@ def diagnose_curves(history: History, *, num_classes: int = 10, beta: float = 0.
         return StepReport("read the curves", passed, f"{label}: {message}", numbers)
 
     if history.diagnosis is not None or _first_bad_step(history) is not None:
-        return report("diverged", False, f"the loss became NaN/Inf (step {_first_bad_step(history)}): "
-                      "the LR is too large or the init is bad")
+        bad = _first_bad_step(history)
+        where = f"step {bad}" if bad is not None else \
+            f"training stopped after step {history.step[-1] if history.step else 0}"
+        return report("diverged", False, f"the loss became NaN/Inf ({where}): the LR is too large or "
+                      "the init is bad")
     d = numbers["deciles"] = deciles(numbers["smoothed"])
     start, end, low = d[0], d[9], min(d)
     chance_loss = math.log(num_classes)

@@ -68,6 +68,12 @@ def test_diagnose_names_each_shape(name, history, label):
     assert report.message.startswith(label)
 
 
+def test_a_run_stopped_with_a_diagnosis_is_diverged_even_without_a_nan_step():
+    report = diagnose_curves(make_history([2.3, 2.4, 9.0], diagnosis="stopped: the loss diverged"))
+    assert report.numbers["label"] == "diverged" and "stopped after step 2" in report.message
+    assert "step 2" in diagnose_curves(make_history([2.3, 2.4, math.inf])).message
+
+
 def test_flat_at_chance_mentions_labels_and_gap_is_reported():
     history = make_history(2.302 + 0.001 * np.arange(STEPS) % 0.01, [2.31] * 5, [0.1] * 5)
     report = diagnose_curves(history)
