@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from course_utils.checkpoint import load_checkpoint, save_checkpoint
 from course_utils.data import TensorLoader
 from course_utils.models import mlp
-from course_utils.train import History, evaluate, train
+from course_utils.train import History, TrainingWarning, evaluate, train
 
 STEPS_PER_EPOCH = 8  # 256 examples in batches of 32 (conftest's tiny_loader)
 
@@ -147,22 +147,31 @@ def test_scheduler_steps_per_optimizer_step_and_lr_is_recorded(tiny_loader):
     assert optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * 0.5 ** (steps // 3))
 
 
-# --- non-finite losses -------------------------------------------------------------------------
+# --- non-finite and diverging losses ------------------------------------------------------------
 
 
-def first_nonfinite_step(model, loader, optimizer, epochs):
-    """The hand-written loop's first step with a non-finite loss (None if there is none)."""
-    step = 0
+def first_failing_step(model, loader, optimizer, epochs):
+    """The hand-written loop's first step whose loss is NaN/Inf, or diverging: the median of the
+    last 10 losses above 1000 times the first loss (the rule train() documents)."""
+    losses = []
     for _ in range(epochs):
         for x, y in loader:
             loss = F.cross_entropy(model(x), y)
-            if not torch.isfinite(loss):
-                return step
+            losses.append(loss.item())
+            window = sorted(losses[-10:])
+            median = (window[(len(window) - 1) // 2] + window[len(window) // 2]) / 2
+            if not math.isfinite(losses[-1]) or (losses[-1] > 1e3 * losses[0] and median > 1e3 * losses[0]):
+                return len(losses) - 1
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
-            step += 1
     return None
+
+
+def warned_diagnosis(record) -> str:
+    messages = [str(w.message) for w in record if issubclass(w.category, TrainingWarning)]
+    assert len(messages) == 1, messages
+    return messages[0]
 
 
 @pytest.mark.parametrize("log_every", [1, 50])
@@ -171,53 +180,128 @@ def test_huge_learning_rate_stops_with_a_diagnosis(tiny_data, capsys, log_every)
     torch.manual_seed(0)
     model = tiny_mlp()
     reference = copy.deepcopy(model)
-    expected_step = first_nonfinite_step(reference, TensorLoader(x, y, batch_size=32, shuffle=True, seed=0),
-                                         torch.optim.SGD(reference.parameters(), lr=1e6), epochs=5)
+    expected_step = first_failing_step(reference, TensorLoader(x, y, batch_size=32, shuffle=True, seed=0),
+                                       torch.optim.SGD(reference.parameters(), lr=1e6), epochs=5)
     assert expected_step is not None and expected_step > 0
 
-    history = train(model, TensorLoader(x, y, batch_size=32, shuffle=True, seed=0),
-                    optimizer=torch.optim.SGD(model.parameters(), lr=1e6), epochs=5,
-                    progress=False, log_every=log_every)  # must not raise
+    with pytest.warns(TrainingWarning) as record:
+        history = train(model, TensorLoader(x, y, batch_size=32, shuffle=True, seed=0),
+                        optimizer=torch.optim.SGD(model.parameters(), lr=1e6), epochs=5,
+                        progress=False, log_every=log_every)  # must not raise
 
-    assert history.step[-1] == expected_step  # the first non-finite step, not a later one
-    assert history.step == list(range(expected_step + 1))
-    assert not math.isfinite(history.train_loss[-1])
-    assert all(math.isfinite(v) for v in history.train_loss[:-1])
+    assert history.step == list(range(expected_step + 1))  # stops at the first failing step
     assert len(history.epoch) == expected_step // STEPS_PER_EPOCH  # no epoch after the failure
     assert len(history.epoch_seconds) == len(history.epoch)
     diagnosis = history.diagnosis
-    assert diagnosis is not None
+    assert diagnosis is not None and diagnosis == warned_diagnosis(record)
     assert f"step {expected_step} " in diagnosis
-    assert f"epoch {expected_step // STEPS_PER_EPOCH + 1}" in diagnosis
-    for cause in ("learning rate", "lr=1e+06", "initialisation", "data"):
+    epoch, batch = divmod(expected_step, STEPS_PER_EPOCH)
+    assert f"batch {batch + 1} of epoch {epoch + 1}" in diagnosis
+    assert diagnosis.index("learning rate") < diagnosis.index("data")  # the LR is named first
+    for cause in ("lr=1e+06", "initialisation"):
         assert cause in diagnosis, cause
-    assert diagnosis in capsys.readouterr().out
+    assert capsys.readouterr() == ("", "")  # progress=False: nothing printed
+
+
+def random_label_data(n: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    return torch.randn(n, 1, 4, 4, generator=generator), torch.randint(0, 2, (n,), generator=generator)
+
+
+def test_a_huge_but_finite_loss_is_diagnosed_as_divergence(val_loader):
+    """lr=1e6 on a linear model: the losses jump from 0.75 to ~5e5 and stay finite (the old loop
+    went on to val_acc 0.5 without a word)."""
+    x, y = random_label_data()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    with pytest.warns(TrainingWarning, match="diverged"):
+        history = train(model, TensorLoader(x, y, batch_size=32, shuffle=True, seed=0), epochs=3,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=1e6), val_loader=val_loader,
+                        progress=False)
+    assert all(math.isfinite(v) for v in history.train_loss)
+    assert history.train_loss[-1] > 1e3 * history.train_loss[0]
+    assert history.epoch == [] and len(history.step) < STEPS_PER_EPOCH
+    assert "the loss diverged" in history.diagnosis and "learning rate too large" in history.diagnosis
+
+
+def test_a_bad_batch_spike_is_not_divergence(tiny_data):
+    """One batch with a huge loss is not a diverging run (the median over 10 steps ignores it)."""
+    x, y = tiny_data
+    x = x.clone()
+    x[32 * 3:32 * 4] *= 1e4  # batch 4 of each epoch: a huge but finite loss
+    torch.manual_seed(0)
+    model = tiny_mlp()
+    history = train(model, TensorLoader(x, y, batch_size=32), epochs=2, progress=False,
+                    optimizer=torch.optim.SGD(model.parameters(), lr=1e-12))  # the spike changes nothing
+    assert history.diagnosis is None and history.epoch == [1, 2]
+    assert history.train_loss[3] > 1e3 * history.train_loss[0]
 
 
 @pytest.mark.parametrize("log_every", [1, 50])
 @pytest.mark.parametrize("bad_batch", [0, 2])
-def test_nan_inputs_are_diagnosed_as_bad_data(tiny_data, capsys, log_every, bad_batch):
+@pytest.mark.parametrize("kind", ["tensor_loader", "shuffled", "dataloader"])
+def test_nan_inputs_are_diagnosed_in_the_batch_that_failed(tiny_data, capsys, log_every, bad_batch, kind):
+    """NaN in one example of one batch only; later batches are clean, so a diagnosis that looked
+    at the last batch (log_every=50: batch 8) would find nothing wrong."""
     x, y = tiny_data
     x = x.clone()
-    x[32 * bad_batch] = float("nan")  # one example in batch `bad_batch` (no shuffling)
-    if log_every > 1:
-        # The diagnosis inspects the last batch seen, which with log_every > 1 is a later one:
-        # put a NaN in every batch from the bad one on.
-        x[32 * bad_batch::32] = float("nan")
+    if kind == "tensor_loader":
+        x[32 * bad_batch + 5] = float("nan")
+        loader = TensorLoader(x, y, batch_size=32)
+    else:  # shuffled: find the example that lands in batch `bad_batch` of the first epoch
+        def make(data):
+            if kind == "shuffled":
+                return TensorLoader(data, y, batch_size=32, shuffle=True, seed=3)
+            return DataLoader(TensorDataset(data, y), batch_size=32, shuffle=True)  # global RNG
+
+        ids = torch.arange(len(x), dtype=torch.float32).view(-1, 1, 1, 1).expand(-1, 1, 4, 4)
+        torch.manual_seed(7)
+        x[int(list(make(ids))[bad_batch][0][5, 0, 0, 0])] = float("nan")
+        loader = make(x)
     torch.manual_seed(0)
     model = tiny_mlp()
-    history = train(model, TensorLoader(x, y, batch_size=32), epochs=2, progress=False,
-                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1), log_every=log_every)
+    torch.manual_seed(7)
+    with pytest.warns(TrainingWarning) as record:
+        history = train(model, loader, epochs=2, progress=False,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1), log_every=log_every)
 
     assert history.step == list(range(bad_batch + 1))
     assert all(math.isfinite(v) for v in history.train_loss[:-1])
     assert math.isnan(history.train_loss[-1])
     assert history.epoch == []
-    assert history.diagnosis is not None
-    assert f"step {bad_batch} " in history.diagnosis
-    assert "contains NaN/Inf" in history.diagnosis
-    assert "learning rate" in history.diagnosis
-    assert history.diagnosis in capsys.readouterr().out
+    diagnosis = history.diagnosis
+    assert diagnosis == warned_diagnosis(record)
+    assert f"step {bad_batch} (batch {bad_batch + 1} of epoch 1)" in diagnosis
+    assert f"1. bad data: batch {bad_batch + 1} of epoch 1 contains NaN/Inf inputs (16 value(s))" in diagnosis
+    assert "learning rate" in diagnosis
+    assert capsys.readouterr() == ("", "")
+
+
+def test_labels_that_are_all_ignore_index_are_diagnosed(tiny_data):
+    x, y = tiny_data
+    y = y.clone()
+    y[32:64] = -100  # batch 2: no real label, so the mean cross-entropy is 0/0
+    torch.manual_seed(0)
+    model = tiny_mlp()
+    with pytest.warns(TrainingWarning):
+        history = train(model, TensorLoader(x, y, batch_size=32), epochs=1, progress=False,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert history.step == [0, 1] and math.isnan(history.train_loss[-1])
+    assert "1. bad data: every label in batch 2 of epoch 1 equals ignore_index (-100)" in history.diagnosis
+
+
+def test_a_one_shot_iterator_that_fails_cannot_be_reread_and_says_so(tiny_data):
+    x, y = tiny_data
+    x = x.clone()
+    x[40] = float("nan")  # batch 2
+    batches = ((x[i:i + 32], y[i:i + 32]) for i in range(0, 256, 32))
+    torch.manual_seed(0)
+    model = tiny_mlp()
+    with pytest.warns(TrainingWarning):
+        history = train(model, batches, epochs=1, progress=False,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert history.step == [0, 1]
+    assert "batch 2 of epoch 1 could not be re-read" in history.diagnosis
 
 
 # --- resuming from a checkpoint ----------------------------------------------------------------
@@ -267,10 +351,11 @@ def test_resume_from_checkpoint_equals_uninterrupted_run(tiny_data, val_loader, 
     seed_all(12345)
     capsys.readouterr()
     resumed, resumed_model, resumed_optimizer, resumed_scheduler = run(checkpoint=path)
-    assert "Resumed from" in capsys.readouterr().out
+    assert capsys.readouterr() == ("", "")  # progress=False: silent; the resume is a note
+    assert resumed.notes == [f"Resumed from {path}: 2 epoch(s) already done."]
 
     expected, got = full.as_dict(), resumed.as_dict()
-    del expected["epoch_seconds"], got["epoch_seconds"]
+    del expected["epoch_seconds"], got["epoch_seconds"], expected["notes"], got["notes"]
     assert got == expected
     assert len(resumed.epoch_seconds) == 4
     assert_same_weights(resumed_model, full_model)
@@ -299,11 +384,12 @@ def test_resume_of_a_finished_run_trains_no_further(tiny_loader, tmp_path, capsy
     weights = copy.deepcopy(model.state_dict())
     loader = SpyLoader(tiny_loader)
     again = train(model, loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
-                  epochs=2, checkpoint=path, progress=False)
-    assert again.as_dict() == history.as_dict()
+                  epochs=2, checkpoint=path, progress=True)
+    note = f"Resumed from {path}: 2 epoch(s) already done."
+    assert again.as_dict() == {**history.as_dict(), "notes": [note]}
     assert loader.iterations == 0
     assert_same_weights_dict(model.state_dict(), weights)
-    assert "2 epoch(s) already done" in capsys.readouterr().out
+    assert "2 epoch(s) already done" in capsys.readouterr().out  # progress=True prints the note
 
 
 def test_load_checkpoint_errors(tiny_loader, tmp_path):
@@ -588,3 +674,160 @@ def test_time_to_accuracy():
     assert history.time_to_accuracy(0.85) == 15.0
     assert history.time_to_accuracy(0.95) is None
     assert History().time_to_accuracy(0.1) is None
+
+
+# --- refused before training starts (issue 11) -------------------------------------------------
+
+
+def scheduler_for(optimizer, kind):
+    if kind == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer)
+    if kind == "one_cycle_too_short":  # 1 epoch of 8 steps, but train() is asked for 2
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, epochs=1, steps_per_epoch=8)
+    other = torch.optim.SGD(tiny_mlp().parameters(), lr=0.1)
+    return torch.optim.lr_scheduler.StepLR(other, step_size=1)  # built on another optimizer
+
+
+@pytest.mark.parametrize("kind, error, message", [
+    ("plateau", TypeError, r"ReduceLROnPlateau needs one.*on_epoch_end"),
+    ("one_cycle_too_short", ValueError, r"built for 8 steps.*= 16; build it with total_steps=16"),
+    ("other_optimizer", ValueError, "built for another optimizer"),
+])
+def test_schedulers_train_cannot_step_are_refused_before_training(tiny_loader, kind, error, message):
+    args, kwargs, untouched = bad_call(tiny_loader, epochs=2)
+    kwargs["scheduler"] = scheduler_for(kwargs["optimizer"], kind)
+    with pytest.raises(error, match=message):
+        train(*args, **kwargs)
+    assert_untouched(*untouched)
+
+
+def test_a_one_shot_iterator_with_several_epochs_is_refused(tiny_data):
+    x, y = tiny_data
+    batches = iter([(x[:32], y[:32]), (x[32:64], y[32:64])])
+    model = tiny_mlp()
+    before = copy.deepcopy(model.state_dict())
+    with pytest.raises(ValueError, match=r"one-shot iterator.*epochs=2.*or epochs=1"):
+        train(model, batches, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=2,
+              progress=False)
+    assert len(list(batches)) == 2  # not consumed
+    assert_same_weights_dict(model.state_dict(), before)
+    history = train(model, iter([(x[:32], y[:32])]), epochs=1, progress=False,  # epochs=1 is fine
+                    optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert history.epoch == [1]
+
+
+@pytest.mark.parametrize("overrides, error, message", [
+    ({"grad_clip": "1"}, TypeError, "grad_clip must be a positive number"),
+    ({"grad_clip": True}, TypeError, "grad_clip must be a positive number"),
+    ({"grad_clip": float("nan")}, ValueError, "grad_clip must be a positive finite number"),
+    ({"grad_clip": float("inf")}, ValueError, "grad_clip must be a positive finite number"),
+    ({"log_every": True}, ValueError, "log_every"),
+    ({"resume": "yes"}, ValueError, r"resume must be None, True, False or 'force'"),
+    ({"train_loader": 3}, TypeError, "train_loader must be iterable"),
+])
+def test_more_bad_arguments_raise_naming_what_is_allowed(tiny_loader, overrides, error, message):
+    args, kwargs, untouched = bad_call(tiny_loader, **overrides)
+    with pytest.raises(error, match=message):
+        train(*args, **kwargs)
+    assert_untouched(*untouched)
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_refused_before_training(tiny_loader, tmp_path):
+    args, kwargs, untouched = bad_call(tiny_loader, checkpoint=tmp_path)
+    with pytest.raises(ValueError, match="is a folder; give a file path"):
+        train(*args, **kwargs)
+    assert_untouched(*untouched)
+
+
+@pytest.mark.parametrize("batches, message", [
+    ([torch.zeros(4, 1, 4, 4)], r"got a Tensor \(inputs without labels\?\)"),
+    ([torch.zeros(2, 16)], r"got a Tensor"),  # would unpack into two rows without the check
+    ([(torch.zeros(4, 1, 4, 4), torch.zeros(4, dtype=torch.long), torch.ones(4))],
+     r"got a tuple of 3 items.*fold sample weights into loss_fn"),
+])
+def test_loaders_that_do_not_yield_pairs_get_a_clear_error(batches, message):
+    for run in (lambda m: train(m, batches, optimizer=torch.optim.SGD(m.parameters(), lr=0.1), epochs=1,
+                                progress=False),
+                lambda m: evaluate(m, batches)):
+        with pytest.raises(TypeError, match=message):
+            run(tiny_mlp())
+
+
+@pytest.mark.parametrize("labels, error, message", [
+    (F.one_hot(torch.arange(10) % 2, 2).float(), TypeError, r"class indices.*one-hot or soft labels"),
+    (torch.ones(10, dtype=torch.bool), TypeError, "class indices"),
+    (torch.zeros(10, 1, dtype=torch.long), ValueError, r"labels of shape \(10,\)"),
+])
+def test_evaluate_refuses_labels_that_are_not_class_indices(labels, error, message):
+    """With one-hot labels in a batch of 10 the old evaluate reported an accuracy of 1.0."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(16, 2))
+    with pytest.raises(error, match=message):
+        evaluate(model, [(torch.randn(10, 1, 4, 4), labels)])
+
+
+# --- the History survives whatever stops training (issue 11) -----------------------------------
+
+
+class FailingLoader:
+    """Yields ``loader``'s batches, then raises ``error`` at batch ``at`` of epoch ``epoch``."""
+
+    def __init__(self, loader, error, epoch, at):
+        self.loader, self.error, self.epoch, self.at, self.epochs = loader, error, epoch, at, 0
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        self.epochs += 1
+        for index, batch in enumerate(self.loader):
+            if self.epochs == self.epoch and index == self.at:
+                raise self.error
+            yield batch
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt(), RuntimeError("disk went away")])
+def test_an_exception_mid_epoch_keeps_the_history(tiny_loader, val_loader, error):
+    torch.manual_seed(0)
+    model = tiny_mlp()
+    mine = History()
+    with pytest.raises(type(error)) as info:
+        train(model, FailingLoader(tiny_loader, error, epoch=2, at=5), epochs=3, val_loader=val_loader,
+              optimizer=torch.optim.SGD(model.parameters(), lr=0.1), progress=False, log_every=50,
+              history=mine)
+    history = info.value.history
+    assert history is mine  # also filled in place: the caller holds it whatever happens
+    assert history.epoch == [1] and len(history.val_acc) == 1
+    assert history.step == list(range(STEPS_PER_EPOCH + 5))  # the partial epoch's steps too
+    assert len(history.lr) == len(history.train_loss) == STEPS_PER_EPOCH + 5
+    assert any("attached to this exception as .history" in note for note in info.value.__notes__)
+
+
+def test_a_failing_on_epoch_end_or_scheduler_keeps_the_history(tiny_loader):
+    torch.manual_seed(0)
+    model = tiny_mlp()
+
+    def hook(epoch, history):
+        if epoch == 1:
+            raise ValueError("plot failed")
+
+    with pytest.raises(ValueError, match="plot failed") as info:
+        train(model, tiny_loader, optimizer=torch.optim.SGD(model.parameters(), lr=0.1), epochs=3,
+              on_epoch_end=hook, progress=False)
+    assert info.value.history.epoch == [1, 2]
+
+
+def test_progress_false_prints_nothing_even_when_resuming_and_diagnosing(tiny_data, tmp_path, capsys):
+    x, y = tiny_data
+    path = tmp_path / "run.ckpt"
+    torch.manual_seed(0)
+    model = tiny_mlp()
+    train(model, TensorLoader(x, y, batch_size=32), optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+          epochs=1, checkpoint=path, progress=False)
+    x = x.clone()
+    x[:] = float("nan")
+    with pytest.warns(TrainingWarning):  # the diagnosis is a warning (filterable), not a print
+        history = train(model, TensorLoader(x, y, batch_size=32), epochs=2, checkpoint=path, progress=False,
+                        optimizer=torch.optim.SGD(model.parameters(), lr=0.1))
+    assert history.notes == [f"Resumed from {path}: 1 epoch(s) already done."]
+    assert history.diagnosis is not None
+    assert capsys.readouterr() == ("", "")
