@@ -56,6 +56,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     remove_stale_temps(path.parent, f".{path.name}.*.tmp")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        os.chmod(tmp, _mode(path))  # mkstemp's 0600 would hide the file from other users
         with os.fdopen(fd, "wb") as f:
             write(f)
             f.flush()
@@ -65,6 +66,16 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _mode(path: Path) -> int:
+    """The replaced file's permissions, or what a plain ``open(path, "w")`` would give."""
+    try:
+        return path.stat().st_mode & 0o777
+    except OSError:
+        umask = os.umask(0o022)  # reading the umask means setting it; put it straight back
+        os.umask(umask)
+        return 0o666 & ~umask
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -42,3 +42,15 @@ def test_remove_stale_temps_only_removes_old_ones(tmp_path):
     assert young.exists() and not old.exists()
     assert files.remove_stale_temps(tmp_path / "missing") == []
 
+
+
+def test_new_files_get_the_usual_permissions_and_replaced_ones_keep_theirs(tmp_path):
+    umask = os.umask(0o022)
+    try:
+        path = files.atomic_write_text(tmp_path / "new.txt", "x")
+        assert path.stat().st_mode & 0o777 == 0o644
+        path.chmod(0o600)
+        files.atomic_write_text(path, "y")
+        assert path.stat().st_mode & 0o777 == 0o600
+    finally:
+        os.umask(umask)
