@@ -1,9 +1,11 @@
 """Command line: ``python -m course_utils doctor`` and ``python -m course_utils data [NAME]``.
 
-``doctor`` prints the environment and which data would be used, and exits non-zero when a
-required package is missing or broken. ``data`` makes a dataset available from nothing
-(``make data`` runs it): already on disk -> done; else Debian's package (Fashion-MNIST, when
-apt is there and we may use it); else torchvision's download; else a message naming all three.
+``doctor`` prints the environment and what ``get_dataset`` would do with the data right now
+(the files are checked as a load checks them: a damaged cache or data folder is named, with its
+fix), and exits non-zero when a required package is missing or broken. ``data`` makes a dataset
+available from nothing (``make data`` runs it): on disk -> checked, and a damaged cache copy
+replaced from a good source; else Debian's package (Fashion-MNIST, when apt is there and we may
+use it); else torchvision's download; else a message naming all three.
 """
 
 from __future__ import annotations
@@ -40,16 +42,36 @@ def doctor() -> int:
         except Exception as err:
             problems.append(f"torchvision does not work with this torch ({err}); install the "
                             "matching pair, e.g. `make venv` (torch 2.14.1 + torchvision 0.29.1)")
-    source = locate_dataset("fashion_mnist")
-    if source.kind == "download":
-        print("\nWARNING: Fashion-MNIST is not on disk; notebooks will try to download it and "
-              "otherwise fall back to scikit-learn's digits. Run `make data` to fetch it.")
+    print("\n" + data_report("fashion_mnist"))
     if problems:
         print("\nPROBLEMS (the course cannot run until these are fixed):")
         print("\n".join(f"  - {p}" for p in problems))
         return 1
     print("\nAll required packages work.")
     return 0
+
+
+def data_report(name: str) -> str:
+    """What ``get_dataset(name)`` would do right now, and how to fix what is wrong."""
+    source = locate_dataset(name)
+    label = {"fashion_mnist": "Fashion-MNIST", "mnist": "MNIST", "cifar10": "CIFAR-10"}[name]
+    if source.kind != "download":
+        lines = [f"Data: get_dataset('{name}') loads {label} from "
+                 f"{source.describe().split(': ', 1)[1]}."]
+        if "damaged copy" in source.note:
+            lines.append("NOTE: the next load repairs the course cache; `python -m course_utils "
+                         "data` repairs it now.")
+        if "is unusable" in source.note:
+            lines.append("NOTE: a folder searched before it is unusable (named above): fix or "
+                         "remove its files to use it.")
+        return "\n".join(lines)
+    reasons = source.note.removesuffix("needs internet").rstrip("; ")
+    then = ("COURSE_OFFLINE is set, so notebooks fall back to scikit-learn's digits"
+            if os.environ.get("COURSE_OFFLINE") else
+            "notebooks will try to download it and otherwise fall back to scikit-learn's digits")
+    where = f"is not usable on disk ({reasons})" if reasons else "is not on disk"
+    return (f"WARNING: {label} {where}; {then}. Run `make data` (python -m course_utils data) to "
+            "repair or fetch it.")
 
 
 def _try_load(name: str, *, download: bool) -> str | None:
@@ -85,7 +107,14 @@ def _apt_install(apt: list[str]) -> bool:
 
 
 def fetch_data(name: str) -> int:
-    """Make ``name`` available on disk; return 0 when it is, 1 with instructions otherwise."""
+    """Make ``name`` available on disk; return 0 when it is, 1 with instructions otherwise.
+
+    Data already on disk is checked; damaged copies in the cache are moved aside and replaced
+    from a good source (no apt-get, no download needed then).
+    """
+    found = locate_dataset(name)
+    if found.note and found.note != "needs internet":
+        print(f"Checking {name}: {found.note}")
     source = _try_load(name, download=False)
     if source is None and name == "fashion_mnist":
         apt = _apt_command()

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import hashlib
+import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +130,77 @@ def test_data_rejects_unknown_and_fallback_names(capsys):
             cli.main(argv)
         assert info.value.code == 2
     assert "invalid choice: 'imagenet'" in capsys.readouterr().err
+
+
+# --- doctor and data say and do what get_dataset does (issue 11) --------------------------------
+
+
+def idx(array: np.ndarray) -> bytes:
+    dims = b"".join(int(d).to_bytes(4, "big") for d in array.shape)
+    return (0x0800 | array.ndim).to_bytes(4, "big") + dims + array.astype(np.uint8).tobytes()
+
+
+@pytest.fixture
+def synthetic_fashion(tmp_path, monkeypatch, no_data):
+    """Synthetic files published as Fashion-MNIST (their md5s), in a COURSE_DATA_DIR."""
+    rng = np.random.default_rng(0)
+    arrays = {"train-images-idx3-ubyte": rng.integers(0, 256, (6, 28, 28)),
+              "train-labels-idx1-ubyte": rng.integers(0, 10, 6),
+              "t10k-images-idx3-ubyte": rng.integers(0, 256, (3, 28, 28)),
+              "t10k-labels-idx1-ubyte": rng.integers(0, 10, 3)}
+    raw = tmp_path / "data" / "FashionMNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, array in arrays.items():
+        (raw / f"{name}.gz").write_bytes(gzip.compress(idx(array)))
+    md5 = {name: hashlib.md5(idx(array)).hexdigest() for name, array in arrays.items()}
+    spec = dataclasses.replace(ds.SPECS["fashion_mnist"], md5=md5, counts={}, system_dirs=())
+    monkeypatch.setitem(ds.SPECS, "fashion_mnist", spec)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("COURSE_NO_APT", "1")
+    return raw
+
+
+def test_doctor_and_data_find_and_repair_a_damaged_cache(synthetic_fashion, monkeypatch, no_data, capsys):
+    assert cli.main(["data"]) == 0
+    cached = ds.data_cache_dir() / "FashionMNIST" / "raw" / "train-images-idx3-ubyte"
+    good = cached.read_bytes()
+    cached.write_bytes(b"")  # what a SIGKILL during an extraction leaves
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    capsys.readouterr()
+
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert f"loads Fashion-MNIST from COURSE_DATA_DIR {synthetic_fashion}" in out
+    assert "damaged copy" in out and "has 0 bytes" in out and "python -m course_utils data` repairs it" in out
+
+    assert cli.main(["data"]) == 0  # repaired from COURSE_DATA_DIR: no apt, no download
+    out = capsys.readouterr().out
+    assert "fashion_mnist is ready (data_dir" in out and "apt" not in out
+    assert cached.read_bytes() == good and no_data == []
+
+
+def test_doctor_warns_when_the_only_copy_is_damaged(synthetic_fashion, monkeypatch, no_data, capsys):
+    assert cli.main(["data"]) == 0
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    (ds.data_cache_dir() / "FashionMNIST" / "raw" / "t10k-labels-idx1-ubyte").write_bytes(b"\x00" * 11)
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    capsys.readouterr()
+    assert cli.main(["doctor"]) == 0
+    out = capsys.readouterr().out
+    assert "WARNING: Fashion-MNIST is not usable on disk (the course cache" in out
+    assert "COURSE_OFFLINE is set, so notebooks fall back to scikit-learn's digits" in out
+
+
+def test_data_cifar10_never_runs_code_from_a_batch_file(tmp_path, monkeypatch, no_data, capsys):
+    class Payload:
+        def __reduce__(self):
+            return os.mkdir, (str(tmp_path / "pwned"),)
+
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]:
+        (folder / name).write_bytes(pickle.dumps({"data": Payload(), "labels": [0]}))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    assert cli.main(["data", "cifar10"]) == 1
+    assert not (tmp_path / "pwned").exists()
+    assert "is not allowed in a CIFAR-10 batch" in capsys.readouterr().out

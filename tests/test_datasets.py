@@ -1,16 +1,20 @@
 """Finding, verifying and reading datasets (course_utils.datasets), with tiny synthetic IDX files.
 
-The "mnist" spec has no md5 table, so only the structural IDX checks apply to synthetic files;
-"fashion_mnist" also checks the published md5, which synthetic files must fail.
+conftest's ``synthetic_specs`` drops the published md5s and counts of "mnist" and "cifar10", so
+only the structural checks apply to synthetic files there; "fashion_mnist" keeps its md5s, which
+synthetic files must fail. Tests of the md5s and counts restore the published specs.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import errno
 import gzip
+import hashlib
 import os
 import pickle
 import stat
+import time
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +22,7 @@ import pytest
 import torch
 
 import course_utils.datasets as ds
+from course_utils import datacache, files
 from course_utils.datasets import DataSource, data_cache_dir, load_raw, locate_dataset
 
 IDX_NAMES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
@@ -156,10 +161,11 @@ def test_cache_is_used_on_the_second_call(tmp_path, monkeypatch):
     assert locate_dataset("mnist") == DataSource("mnist", "cache", cache_raw())
 
 
-def test_unpacked_source_files_are_linked_not_copied(tmp_path, monkeypatch, make_read_only):
+def test_unpacked_source_files_are_copied_not_linked(tmp_path, monkeypatch, make_read_only):
+    """A link would let a later change of the source change what the cache returns."""
     arrays = synthetic_idx()
     root = tmp_path / "unpacked"
-    source = write_idx(root / "MNIST" / "raw", arrays, gz=False)
+    write_idx(root / "MNIST" / "raw", arrays, gz=False)
     make_read_only(root)
     before = snapshot(root)
     monkeypatch.setenv("COURSE_DATA_DIR", str(root))
@@ -167,9 +173,8 @@ def test_unpacked_source_files_are_linked_not_copied(tmp_path, monkeypatch, make
     assert_loaded(load_raw("mnist", True, download=False), arrays, True)
 
     for name in IDX_NAMES:
-        link = cache_raw() / name
-        assert link.is_symlink(), f"{name} was copied, not linked"
-        assert link.resolve() == (source / name).resolve()
+        copy = cache_raw() / name
+        assert not copy.is_symlink() and copy.read_bytes() == idx_bytes(arrays[name])
     assert snapshot(root) == before
 
 
@@ -216,7 +221,7 @@ def test_corrupt_idx_is_rejected_and_the_next_source_used(tmp_path, monkeypatch,
     assert "download: skipped" in text
     # The rejected file did not reach the cache, not even as a temporary file.
     assert not any(p.name.startswith("train-images") or p.name.endswith(".tmp")
-                   for p in cache_raw().iterdir())
+                   for p in cache_raw().glob("*"))
 
     # With a good system copy behind it, that one is used instead.
     system = write_idx(tmp_path / "system", good)
@@ -243,7 +248,7 @@ def test_damaged_gzip_is_rejected_and_the_next_source_used(tmp_path, monkeypatch
     with pytest.raises(FileNotFoundError, match="unusable") as info:
         load_raw("mnist", True, download=False)
     assert f"{gz} is truncated or damaged" in str(info.value)
-    assert list(cache_raw().iterdir()) == []  # no partial file left behind
+    assert not any(cache_raw().glob("train-images*")) and not any(cache_raw().glob(".*.tmp"))
 
     system = write_idx(tmp_path / "system", good)
     monkeypatch.setitem(ds.SPECS, "mnist", dataclasses.replace(ds.SPECS["mnist"],
@@ -266,9 +271,11 @@ def test_fashion_mnist_md5_rejects_synthetic_files(tmp_path, monkeypatch, gz):
     spec = ds.SPECS["fashion_mnist"]
     monkeypatch.setitem(ds.SPECS, "fashion_mnist", dataclasses.replace(spec, system_dirs=(str(system),)))
     before = snapshot(system)
-    assert locate_dataset("fashion_mnist").kind == "system"  # the files are there...
+    found = locate_dataset("fashion_mnist")  # the files are there, but not the real data:
+    assert found.kind == "download" and f"the system copy {system} is unusable" in found.note
+    assert "md5" in found.note
 
-    with pytest.raises(FileNotFoundError) as info:  # ...but their contents are not the real data
+    with pytest.raises(FileNotFoundError) as info:  # load_raw skips them the same way
         load_raw("fashion_mnist", True, download=False)
     text = str(info.value)
     assert f"system {system}: unusable" in text and "md5" in text
@@ -429,3 +436,242 @@ def test_load_digits_split_is_fixed_and_leaves_the_global_rng_alone():
     assert train_images.max() > 200 and train_images.min() == 0  # scaled to the uint8 range
     again, _ = ds.load_digits(True)
     assert torch.equal(again, train_images)
+
+
+# ---------------------------------------------------------------------------------------------
+# the cache never returns wrong data, and one bad file never blocks a good source (issue 11)
+
+
+def md5s(arrays: dict[str, np.ndarray]) -> dict[str, str]:
+    return {name: hashlib.md5(idx_bytes(array)).hexdigest() for name, array in arrays.items()}
+
+
+def publish(monkeypatch, name: str, arrays: dict[str, np.ndarray], **changes) -> None:
+    """Make ``arrays`` the "published" data of dataset ``name`` (its md5 table)."""
+    monkeypatch.setitem(ds.SPECS, name, dataclasses.replace(ds.SPECS[name], md5=md5s(arrays), **changes))
+
+
+def load_twice_from(root: Path, monkeypatch, arrays) -> None:
+    monkeypatch.setenv("COURSE_DATA_DIR", str(root))
+    assert_loaded(load_raw("mnist", True, download=False), arrays, True)
+
+
+def test_a_source_file_overwritten_with_the_same_size_is_checked_again(tmp_path, monkeypatch):
+    arrays, other = synthetic_idx(seed=1), synthetic_idx(seed=2)
+    publish(monkeypatch, "mnist", arrays)
+    root = tmp_path / "data"
+    write_idx(root / "MNIST" / "raw", arrays, gz=False)
+    load_twice_from(root, monkeypatch, arrays)
+    images = root / "MNIST" / "raw" / "train-images-idx3-ubyte"
+    images.write_bytes(idx_bytes(other["train-images-idx3-ubyte"]))
+
+    result = load_raw("mnist", True, download=False)  # the new bytes fail the md5: the cache serves
+    assert_loaded(result, arrays, True)
+    assert result[2] == f"cache {cache_raw()}"
+    found = locate_dataset("mnist")
+    assert found.kind == "cache" and "COURSE_DATA_DIR" in found.note and "md5" in found.note
+
+
+def test_an_edited_cache_file_is_caught_without_a_published_md5(tmp_path, monkeypatch):
+    """The stamp recorded when the cache was filled catches a same-size edit of the labels."""
+    arrays = synthetic_idx()
+    root = tmp_path / "data"
+    write_idx(root / "MNIST" / "raw", arrays)
+    load_twice_from(root, monkeypatch, arrays)
+    labels = cache_raw() / "train-labels-idx1-ubyte"
+    edited = bytearray(labels.read_bytes())
+    edited[-1] = (edited[-1] + 1) % 10  # still a valid label
+    labels.write_bytes(bytes(edited))
+
+    result = load_raw("mnist", True, download=False)  # copied again from COURSE_DATA_DIR
+    assert_loaded(result, arrays, True)
+    assert result[2] == f"data_dir {root / 'MNIST' / 'raw'}"
+    assert labels.read_bytes() == idx_bytes(arrays["train-labels-idx1-ubyte"])
+
+    labels.write_bytes(bytes(edited))  # now with the cache alone: refused, and moved aside
+    monkeypatch.delenv("COURSE_DATA_DIR")
+    with pytest.raises(FileNotFoundError, match="changed since the course verified it"):
+        load_raw("mnist", True, download=False)
+    assert (cache_raw() / "train-labels-idx1-ubyte.damaged").read_bytes() == bytes(edited)
+    assert locate_dataset("mnist").kind == "download"
+
+
+def test_switching_to_a_damaged_data_dir_reports_the_cache_as_the_source(tmp_path, monkeypatch):
+    arrays = synthetic_idx()
+    load_twice_from(write_idx(tmp_path / "good" / "MNIST" / "raw", arrays).parents[1], monkeypatch, arrays)
+    bad = write_idx(tmp_path / "bad" / "MNIST" / "raw", arrays)
+    (bad / "train-images-idx3-ubyte.gz").write_bytes(gzip.compress(b"\x00\x00\x08\x03" + b"\x00" * 20))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "bad"))
+
+    result = load_raw("mnist", True, download=False)
+    assert_loaded(result, arrays, True)
+    assert result[2] == f"cache {cache_raw()}"  # not "data_dir .../bad"
+
+
+@pytest.mark.parametrize("behind", ["data_dir", "system"])
+def test_a_truncated_cache_file_does_not_hide_a_good_source(tmp_path, monkeypatch, behind):
+    """A SIGKILL during torchvision's extraction leaves a 0-byte file; every other source used to
+    be reported unusable, and the course fell back to digits."""
+    arrays = synthetic_idx()
+    good = write_idx(tmp_path / "good" / "MNIST" / "raw", arrays)
+    load_twice_from(good.parents[1], monkeypatch, arrays)
+    (cache_raw() / "train-images-idx3-ubyte").write_bytes(b"")
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    if behind == "system":
+        monkeypatch.delenv("COURSE_DATA_DIR")
+        spec = dataclasses.replace(ds.SPECS["mnist"], system_dirs=(str(good),))
+        monkeypatch.setitem(ds.SPECS, "mnist", spec)
+    found = locate_dataset("mnist")
+    assert found.kind == behind  # what get_dataset will do...
+    result = load_raw("mnist", True, download=True)  # ...it does
+    assert_loaded(result, arrays, True)
+    if behind == "data_dir":  # and the cache is whole again
+        assert "damaged copy" in found.note and "has 0 bytes" in found.note
+        repaired = (cache_raw() / "train-images-idx3-ubyte").read_bytes()
+        assert repaired == idx_bytes(arrays["train-images-idx3-ubyte"])
+        assert locate_dataset("mnist").note == ""
+
+
+def test_a_damaged_cache_file_is_unpacked_again_from_the_cached_gz(tmp_path, monkeypatch):
+    """torchvision's download leaves NAME.gz beside NAME in the cache."""
+    arrays = synthetic_idx()
+    write_idx(cache_raw(), arrays)
+    write_idx(cache_raw(), arrays, gz=False)
+    (cache_raw() / "t10k-images-idx3-ubyte").write_bytes(b"")
+    assert locate_dataset("mnist").kind == "cache"
+    result = load_raw("mnist", False, download=False)
+    assert_loaded(result, arrays, False)
+    assert result[2] == f"cache {cache_raw()}"
+    assert (cache_raw() / "t10k-images-idx3-ubyte.damaged").stat().st_size == 0
+
+
+@pytest.mark.parametrize("failure", ["not_a_folder", "disk_full"])
+def test_a_cache_that_cannot_be_written_is_bypassed(tmp_path, monkeypatch, failure):
+    arrays = synthetic_idx()
+    root = write_idx(tmp_path / "data" / "MNIST" / "raw", arrays).parents[1]
+    monkeypatch.setenv("COURSE_DATA_DIR", str(root))
+    if failure == "not_a_folder":  # (a read-only cache acts the same; as root, chmod cannot show it)
+        (tmp_path / "cache_file").write_text("not a folder", encoding="utf-8")
+        monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path / "cache_file"))
+    else:
+        def disk_full(path, write):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr(datacache, "atomic_write", disk_full)
+    result = load_raw("mnist", True, download=False)
+    assert_loaded(result, arrays, True)
+    assert result[2] == f"data_dir {root / 'MNIST' / 'raw'}"
+    if failure == "disk_full":
+        assert not any(cache_raw().glob("*"))  # no partial or temporary file
+
+
+def test_stale_temporary_files_in_the_cache_are_removed_on_the_next_write(tmp_path, monkeypatch):
+    stale = cache_raw() / ".train-images-idx3-ubyte.4242.tmp"  # a writer killed mid-copy
+    live = cache_raw() / ".t10k-images-idx3-ubyte.x7k2p9aa.tmp"  # a concurrent writer's
+    for path in (stale, live):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(b"partial")
+    old = time.time() - 2 * files.STALE_SECONDS
+    os.utime(stale, (old, old))
+    arrays = synthetic_idx()
+    load_twice_from(write_idx(tmp_path / "data" / "MNIST" / "raw", arrays).parents[1], monkeypatch, arrays)
+    assert not stale.exists() and live.exists()
+
+
+# ---------------------------------------------------------------------------------------------
+# MNIST and CIFAR-10 are checked like Fashion-MNIST (issue 11)
+
+
+def test_fashion_mnist_files_in_the_mnist_folder_are_refused(tmp_path, monkeypatch):
+    arrays = synthetic_idx()
+    publish(monkeypatch, "fashion_mnist", arrays)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    write_idx(tmp_path / "MNIST" / "raw", arrays)
+    with pytest.raises(FileNotFoundError, match="is fashion_mnist's train-images-idx3-ubyte, not mnist's"):
+        load_raw("mnist", True, download=False)
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda a: a.update({"train-labels-idx1-ubyte": a["train-labels-idx1-ubyte"] * 0 + 10}),
+     r"has label 10; labels must lie in \[0, 10\)"),
+    (lambda a: a.update({"train-images-idx3-ubyte": np.zeros((12, 32, 32), np.uint8)}),
+     "holds 32x32 images, this dataset's are 28x28"),
+    (lambda a: a.update({"train-labels-idx1-ubyte": np.zeros((12, 28, 28), np.uint8)}),
+     "not an unsigned-byte IDX file of labels"),
+])
+def test_mnist_files_are_checked_for_shape_and_label_range(tmp_path, monkeypatch, damage, message):
+    arrays = synthetic_idx()
+    damage(arrays)
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    write_idx(tmp_path / "MNIST" / "raw", arrays)
+    with pytest.raises(FileNotFoundError, match=message):
+        load_raw("mnist", True, download=False)
+
+
+@pytest.mark.parametrize("name", ["mnist", "cifar10"])
+def test_the_published_md5s_and_counts_refuse_synthetic_files(tmp_path, monkeypatch, synthetic_specs, name):
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path))
+    if name == "mnist":
+        write_idx(tmp_path / "MNIST" / "raw", synthetic_idx())
+    else:
+        write_cifar(tmp_path / "cifar-10-batches-py")
+    spec = synthetic_specs[name]
+    monkeypatch.setitem(ds.SPECS, name, dataclasses.replace(spec, md5={}))  # counts only
+    with pytest.raises(FileNotFoundError, match="examples, the published data 60000|published data 10000"):
+        load_raw(name, True, download=False)
+    monkeypatch.setitem(ds.SPECS, name, dataclasses.replace(spec, counts={}))  # md5s only
+    with pytest.raises(FileNotFoundError, match=f"contents differ from the published {name} data"):
+        load_raw(name, True, download=False)
+    assert set(spec.md5) == set(spec.counts) == set(ds._names(spec))
+
+
+class Payload:
+    """A pickle that creates ``marker`` when loaded with plain pickle.load."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return os.mkdir, (str(self.marker),)
+
+
+@pytest.mark.parametrize("content, message", [
+    ("payload", r"is truncated or not a CIFAR-10 batch \(UnpicklingError: posix.mkdir is not allowed"),
+    ("truncated", "is truncated or not a CIFAR-10 batch"),
+    ("no_labels", r"is not a CIFAR-10 batch \(no 'data' and 'labels' entries\)"),
+    ("labels_out_of_range", r"has labels outside \[0, 10\)"),
+    ("wrong_shape", "is not a uint8 array of 3x32x32 images"),
+])
+def test_a_bad_cifar_batch_runs_no_code_and_is_refused_clearly(tmp_path, monkeypatch, content, message):
+    folder = tmp_path / "data" / "cifar-10-batches-py"
+    write_cifar(folder)
+    marker = tmp_path / "pwned"
+    batch = folder / "data_batch_3"
+    if content == "payload":
+        batch.write_bytes(pickle.dumps({"data": Payload(marker), "labels": [0]}))
+    elif content == "truncated":
+        batch.write_bytes(batch.read_bytes()[:-500])
+    else:
+        entry = {"data": np.zeros((4, 3072), np.uint8), "labels": [0, 1, 2, 3]}
+        if content == "no_labels":
+            del entry["labels"]
+        elif content == "labels_out_of_range":
+            entry["labels"] = [0, 1, 2, 10]
+        else:
+            entry["data"] = np.zeros((4, 1024), np.uint8)
+        batch.write_bytes(pickle.dumps(entry))
+    monkeypatch.setenv("COURSE_DATA_DIR", str(tmp_path / "data"))
+    with pytest.raises(FileNotFoundError, match=message):
+        load_raw("cifar10", True, download=False)
+    assert not marker.exists()
+    assert locate_dataset("cifar10").kind == "download"
+
+    write_cifar(data_cache_dir() / "cifar-10-batches-py")  # a good copy behind it is used instead
+    result = load_raw("cifar10", True, download=False)
+    assert result[2] == f"cache {data_cache_dir() / 'cifar-10-batches-py'}"
+
+
+def test_load_raw_refuses_a_train_flag_that_is_not_a_bool():
+    for bad in (None, 1, "train"):
+        with pytest.raises(TypeError, match="train must be True .* or False"):
+            load_raw("mnist", bad, download=False)
