@@ -74,11 +74,14 @@ def get_dataset(name: str, train: bool = True, *, transform: Callable | None = N
     (resized to the requested dataset's image shape) and prints a notice saying so.
 
     Raises:
-        ValueError: unknown ``name``.
+        ValueError: unknown ``name``; TypeError: ``train`` is not True or False.
         FileNotFoundError: the data is unavailable and ``fallback`` is false.
     """
     if name not in SPECS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {tuple(SPECS)}")
+    if not isinstance(train, bool):
+        raise TypeError(f"train must be True (the training split) or False (the test split), "
+                        f"got {train!r}")
     spec = SPECS[name]
     try:
         images, labels, source = load_raw(name, train, download=download)
@@ -243,6 +246,9 @@ def tensor_loader(dataset: ImageDataset, *, batch_size: int, shuffle: bool = Fal
         if mean.shape[0] not in (1, x.shape[1]) or std.shape[0] not in (1, x.shape[1]):
             raise ValueError(f"normalize needs 1 or {x.shape[1]} values per statistic, "
                              f"got {mean.shape[0]} and {std.shape[0]}")
+        if not (torch.isfinite(mean).all() and torch.isfinite(std).all()):
+            raise ValueError(f"normalize needs finite numbers, got mean {mean.flatten().tolist()} "
+                             f"and std {std.flatten().tolist()} (a NaN would turn every image into NaN)")
         if (std <= 0).any():
             raise ValueError(f"normalize std must be positive, got {std.flatten().tolist()}")
         x = (x - mean) / std

@@ -43,11 +43,21 @@ def suggest_lr(lrs: Iterable[float], smoothed: Iterable[float]) -> float:
     for between the first 10% of the sweep and the minimum of the smoothed loss.
 
     Falls back to a tenth of the LR at the minimum when too few points precede it.
+
+    Raises:
+        ValueError: lengths differ, an LR is not positive and finite, or no loss is finite
+            (a test that failed at its first step says nothing about the LR).
     """
     lrs_array, losses = np.asarray(list(lrs), dtype=float), np.asarray(list(smoothed), dtype=float)
     if len(lrs_array) != len(losses) or len(losses) == 0:
         raise ValueError(f"lrs and smoothed must be non-empty and of equal length, got "
                          f"{len(lrs_array)} and {len(losses)}")
+    if not (np.isfinite(lrs_array).all() and (lrs_array > 0).all()):
+        raise ValueError("every LR must be positive and finite")
+    if not np.isfinite(losses).any():
+        raise ValueError("no finite loss to suggest an LR from: the loss was NaN/Inf from the first "
+                         "step on, so the learning rate is not the problem; check the inputs and "
+                         "labels for NaN/Inf, and the model's initialisation")
     finite = np.where(np.isfinite(losses), losses, np.inf)
     lowest = int(np.argmin(finite))
     first = len(losses) // 10  # the first points carry little information
@@ -66,8 +76,9 @@ def _check_args(model: Any, optimizer: Any, start_lr: float, end_lr: float, num_
         raise TypeError("optimizer must be an optimizer class or a factory params -> Optimizer "
                         "(e.g. torch.optim.Adam or functools.partial(torch.optim.SGD, "
                         f"momentum=0.9)), got {type(optimizer).__name__}")
-    if not 0 < start_lr < end_lr:
-        raise ValueError(f"need 0 < start_lr < end_lr, got start_lr={start_lr!r}, end_lr={end_lr!r}")
+    if not (0 < start_lr < end_lr and math.isfinite(end_lr)):
+        raise ValueError(f"need 0 < start_lr < end_lr, both finite, got start_lr={start_lr!r}, "
+                         f"end_lr={end_lr!r}")
     if not isinstance(num_steps, int) or isinstance(num_steps, bool) or num_steps < 5:
         raise ValueError(f"num_steps must be an int >= 5, got {num_steps!r}")
     if not 0 <= beta < 1:

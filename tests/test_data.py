@@ -447,6 +447,22 @@ def test_tensor_loader_bad_statistics():
         tensor_loader(grey, batch_size=2, normalize=(0.5, -0.1))
 
 
+@pytest.mark.parametrize("normalize", [(0.5, float("nan")), (float("nan"), 0.5),
+                                       ([0.5, 0.5, float("inf")], [0.2] * 3)])
+def test_tensor_loader_refuses_non_finite_statistics(normalize):
+    """normalize=(0.5, nan) used to turn the whole dataset into NaN without a word."""
+    data = make_dataset(n=4, channels=len(normalize[0]) if isinstance(normalize[0], list) else 1)
+    with pytest.raises(ValueError, match="normalize needs finite numbers"):
+        tensor_loader(data, batch_size=2, normalize=normalize)
+
+
+@pytest.mark.parametrize("train", [None, 1, "test"])
+def test_get_dataset_refuses_a_train_flag_that_is_not_a_bool(train, capsys):
+    with pytest.raises(TypeError, match=r"train must be True \(the training split\) or False"):
+        get_dataset("digits", train=train)
+    assert capsys.readouterr().out == ""  # refused, not a fallback notice
+
+
 def test_dataloader_with_a_seed_is_reproducible():
     data = make_dataset(n=20)
     first = ids(dataloader(data, batch_size=6, shuffle=True, seed=0))

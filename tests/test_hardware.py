@@ -117,3 +117,10 @@ def test_describe_environment_data_line_follows_the_dataset(monkeypatch):
     expected = f"mnist: not on disk: torchvision would download it to {ds.data_cache_dir()} (needs internet)"
     assert report.data == expected
     assert describe_environment("digits").data.startswith("digits: built in")
+
+
+def test_seed_everything_accepts_the_largest_torch_seed():
+    seed_everything(2**64 - 1)  # the top of torch's range: 2**64 overflowed before it was refused
+    first = draw()
+    seed_everything(2**64 - 1)
+    assert torch.equal(draw()[2], first[2])

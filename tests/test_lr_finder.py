@@ -129,11 +129,26 @@ def test_suggest_lr_falls_back_when_the_minimum_comes_first():
     assert suggest_lr(lrs, [1.0, 2.0, 3.0, 4.0, float("nan")]) == pytest.approx(1e-4)
     with pytest.raises(ValueError, match="equal length"):
         suggest_lr([1e-3], [1.0, 2.0])
+    with pytest.raises(ValueError, match="positive and finite"):
+        suggest_lr([1e-3, float("inf")], [1.0, 2.0])
+
+
+def test_a_test_whose_first_loss_is_nan_suggests_nothing(tiny_data):
+    """One NaN loss used to give the suggestion start_lr / 10 = 1e-07."""
+    x, y = tiny_data
+    x = x.clone()
+    x[:] = float("nan")
+    with pytest.raises(ValueError, match="no finite loss to suggest an LR from.*not the problem"):
+        lr_range_test(tiny_model(), TensorLoader(x, y, batch_size=32), optimizer=SGD, num_steps=10)
+    with pytest.raises(ValueError, match="no finite loss"):
+        suggest_lr([1e-6], [float("nan")])
 
 
 @pytest.mark.parametrize("kwargs, error, words", [
     ({"start_lr": 1.0, "end_lr": 0.1}, ValueError, "0 < start_lr < end_lr"),
     ({"start_lr": 0.0}, ValueError, "0 < start_lr < end_lr"),
+    ({"end_lr": float("inf")}, ValueError, "both finite"),  # it used to suggest inf
+    ({"start_lr": float("nan")}, ValueError, "0 < start_lr < end_lr"),
     ({"num_steps": 2}, ValueError, "num_steps must be an int >= 5"),
     ({"beta": 1.0}, ValueError, "beta must be in [0, 1)"),
     ({"diverge_factor": 1.0}, ValueError, "diverge_factor must be > 1"),
