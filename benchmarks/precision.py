@@ -1,46 +1,67 @@
-"""Mixed precision, channels_last and torch.compile, measured on whatever device is present.
+"""Mixed precision, TF32, channels_last and torch.compile, measured on whatever device is present.
 
-The same experiments as notebook 11, with the same course_utils code
-(:func:`course_utils.precision.measure_training_step` for speed and memory,
-:func:`course_utils.train.train` for accuracy):
+The same experiments as notebook 11, with the same course_utils code and the same sizes (the
+course's size policy: the 2-core-CPU sizes at scale 1; on a CUDA GPU 4x the batches and 2x the
+widths of the MLP and the ResNet; ``COURSE_SCALE`` overrides):
 
-- training-step throughput and memory of fp32 vs bf16 autocast vs fp16 autocast for the
-  course's small CNN and a wide MLP (ratios against fp32, measured in this process);
-- ``channels_last`` for the CNN, and ``torch.compile`` of the CNN (compile time separately);
-- validation accuracy after the same number of steps in each precision, over 3 seeds.
+- training-step throughput and memory of every arm of three models, timed interleaved in one
+  process, with ratios against each model's fp32 arm: the course's small CNN (fp32, bf16, fp16,
+  channels_last), a wide MLP (fp32, TF32, bf16, fp16) and a small ResNet (``small_resnet``) on
+  synthetic 3x32x32 images (fp32, and in channels_last fp32, TF32, bf16, fp16). "fp32" means
+  TF32 off: this script switches it off, and on only in the TF32 arms, and restores PyTorch's
+  settings afterwards;
+- ``torch.compile`` of the small CNN against an fp32 reference timed in the same rounds;
+- validation accuracy of the course's MLP after the same steps in each precision, 5 seeds.
 
-On a CUDA GPU, batches and the MLP width are ``SCALE = 4`` times larger and the allocator's
-peak memory is recorded as well. The result goes to ``notebooks/results/precision_<device>.json``
-with the device name, torch version, date and the exact command; notebook 11 shows it.
+fp16 on a CPU without fp16 arithmetic is 10-1000x slower, so it is timed alone with few steps.
+On a CUDA GPU the allocator's peak and the bytes one step adds are recorded too. The result goes
+to ``notebooks/results/precision_<device>.json`` (``..._fallback`` on the fallback data) with
+the device name, torch version, date and the exact command; notebook 11 shows it.
 
-Run from the repository root: ``python benchmarks/precision.py [--no-compile] [--repeats 10]``.
+Run from the repository root: ``python benchmarks/precision.py [--no-compile] [--rounds 6]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import copy
 import os
 import statistics
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
 
-from course_utils.data import get_dataset, subset, tensor_loader, train_val_split
+from course_utils.data import course_split, get_dataset, normalization, tensor_loader
 from course_utils.hardware import cpu_name, get_device, seed_everything
-from course_utils.models import mlp, small_cnn
-from course_utils.precision import Arm, arm_label, compare_training_steps, measure_training_step
+from course_utils.models import mlp, small_cnn, small_resnet
+from course_utils.precision import Arm, arm_label, compare_training_steps
 from course_utils.results import save_results
+from course_utils.sizing import size_policy
 from course_utils.train import train
 
 RESULTS = Path(__file__).resolve().parent.parent / "notebooks" / "results"
+VERSION = 2  # 2: TF32 arms, the ResNet, round medians, CUDA step bytes; 1: small CNN and wide MLP
 AMPS = (None, "bf16", "fp16")
-# The accuracy experiment of notebook 11, section 6: identical settings.
-ACC_SEEDS = (0, 1, 2)
-ACC_BATCH = 64
+WARMUP = 1  # as notebook 11
+# The accuracy experiment of notebook 11, section 9: identical settings.
 ACC_LR = 0.05
 ACC_EPOCHS = 1
+
+
+@contextlib.contextmanager
+def tf32(enabled: bool):
+    """TF32 for fp32 matmuls and cuDNN convolutions on or off; PyTorch's settings restored on exit."""
+    before = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision("high" if enabled else "highest")
+    torch.backends.cudnn.allow_tf32 = enabled
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before[0])
+        torch.backends.cudnn.allow_tf32 = before[1]
 
 
 def device_name(device: torch.device) -> str:
@@ -52,8 +73,8 @@ def device_name(device: torch.device) -> str:
 
 
 def command() -> str:
-    """The exact command line, with the thread settings that change CPU timings."""
-    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCHINDUCTOR_FORCE_DISABLE_CACHES")
+    """The exact command line, with the settings that change timings or sizes."""
+    keys = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "TORCHINDUCTOR_FORCE_DISABLE_CACHES", "COURSE_SCALE")
     env = [f"{key}={os.environ[key]}" for key in keys if key in os.environ]
     return " ".join([*env, "python", *sys.argv])
 
@@ -69,66 +90,28 @@ def _error(err: Exception) -> str:
     return f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
 
 
-def measure_group(model, x, y, arms: list[Arm], *, rounds: int, repeats: int,
-                  slow: bool = False) -> list[dict]:
-    """Arms timed interleaved (``slow``: one arm alone, 1 warm-up + 3 steps), as dicts.
+def measure_group(model, x, y, arms: list[Arm], *, rounds: int, repeats: int) -> list[dict]:
+    """Arms timed interleaved under full fp32 (TF32 only inside TF32 arms), as dicts.
 
     A failure (e.g. a dtype the device does not support) is recorded, not hidden.
     """
     try:
-        if slow:
-            arm = arms[0]
-            results = [measure_training_step(model, x, y, amp=arm.amp, channels_last=arm.channels_last,
-                                             compile=arm.compile, warmup=1, repeats=3)]
-        else:
-            results = compare_training_steps(model, x, y, arms, rounds=rounds, warmup=3,
+        with tf32(False):
+            results = compare_training_steps(model, x, y, arms, rounds=rounds, warmup=WARMUP,
                                              repeats=repeats)
     except (RuntimeError, NotImplementedError) as err:
         for arm in arms:
-            print(f"  {arm.label:<40} failed: {_error(err)}")
+            print(f"  {arm.label:<36} failed: {_error(err)}")
         return [{"label": arm.label, "error": _error(err)} for arm in arms]
     rows = []
     for result in results:
         memory = f"{result.memory.total_bytes / 2**20:8.1f} MiB est." if result.memory else ""
-        print(f"  {result.label:<40} {result.images_per_s:>12,.0f} img/s  first step "
+        if result.cuda_step_bytes is not None:
+            memory += f"  {result.cuda_step_bytes / 2**20:8.1f} MiB CUDA step"
+        print(f"  {result.label:<36} {result.images_per_s:>12,.0f} img/s  first step "
               f"{result.first_step_s:6.2f} s  {memory}", flush=True)
-        rows.append(result.as_dict())
+        rows.append({**result.as_dict(), "round_median_s": list(result.round_median_s)})
     return rows
-
-
-def speed(device: torch.device, scale: int, x_all: torch.Tensor, y_all: torch.Tensor, *,
-          compile: bool, rounds: int, repeats: int) -> dict:
-    """Both models' arms; speed-ups against the fp32 arm timed in the same interleaved group."""
-    features = cpu_features()
-    fp16_slow = device.type == "cpu" and not (features["avx512_fp16"] or features["amx_fp16"])
-    bf16_ok = device.type != "cuda" or torch.cuda.is_bf16_supported()
-    bf16 = ["bf16"] if bf16_ok else []
-    cases = {
-        "small_cnn": (small_cnn(), 128 * scale,
-                      [Arm(amp) for amp in (None, *bf16, "fp16")]
-                      + [Arm(amp, channels_last=True) for amp in (None, *bf16)]),
-        "wide_mlp": (mlp(hidden=(1024 * scale, 1024 * scale)), 256 * scale,
-                     [Arm(amp) for amp in (None, *bf16)] + ([] if fp16_slow else [Arm("fp16")])),
-    }
-    out = {}
-    for name, (model, batch_size, arms) in cases.items():
-        x, y = x_all[:batch_size].to(device), y_all[:batch_size].to(device)
-        print(f"{name}, batch {batch_size}:")
-        main = measure_group(model, x, y, arms, rounds=rounds, repeats=repeats)
-        base = main[0].get("images_per_s")
-        rows = with_speedups(main, base)
-        if name == "wide_mlp" and fp16_slow:  # 10-1000x slower: timed alone, with few steps
-            rows += with_speedups(measure_group(model, x, y, [Arm("fp16")], rounds=1, repeats=3,
-                                                slow=True), base)
-        if name == "small_cnn" and compile:  # against its own fp32 arm, timed interleaved with it
-            pair = measure_group(model, x, y, [Arm(), Arm(compile=True)], rounds=rounds,
-                                 repeats=repeats)
-            rows += with_speedups(pair[1:], pair[0].get("images_per_s"))
-        if not bf16_ok:
-            rows.append({"label": "bf16 autocast", "error": "skipped: this GPU does not support bf16"})
-        out[name] = {"batch_size": batch_size, "parameters": sum(p.numel() for p in model.parameters()),
-                     "arms": rows}
-    return out
 
 
 def with_speedups(rows: list[dict], base: float | None) -> list[dict]:
@@ -139,23 +122,73 @@ def with_speedups(rows: list[dict], base: float | None) -> list[dict]:
     return rows
 
 
-def accuracy(device: torch.device, train_set, val_set) -> dict:
-    """Validation accuracy of mlp() after ACC_EPOCHS epochs, per precision and seed.
+def cases(sizes, device, x_all, y_all, fp16_slow: bool) -> dict:
+    """The three models of notebook 11 with their batches, arms and slow (alone-timed) arms."""
+    tf32_on = partial(tf32, True)
+    cnn_batch = sizes.count(128, name="CNN_BATCH", available=len(x_all))
+    mlp_width = sizes.count(1024, name="MLP_WIDTH", power=0.5)
+    mlp_batch = sizes.count(256, name="MLP_BATCH", available=len(x_all))
+    resnet_width = sizes.count(16, name="RESNET_WIDTH", power=0.5)
+    resnet_batch = sizes.count(64, name="RESNET_BATCH")
+    generator = torch.Generator(device=device).manual_seed(0)
+    x_res = torch.randn(resnet_batch, 3, 32, 32, device=device, generator=generator)
+    y_res = torch.randint(0, 10, (resnet_batch,), device=device, generator=generator)
+    seed_everything(0)
+    fast = [] if fp16_slow else [Arm("fp16")]  # fp16 timed with the others, or alone (slow)
+    fast_cl = [] if fp16_slow else [Arm("fp16", channels_last=True)]
+    return {
+        "small_cnn": (small_cnn(), x_all[:cnn_batch], y_all[:cnn_batch], "Fashion-MNIST (N, 1, 28, 28)",
+                      [Arm(), Arm("bf16"), Arm("fp16"), Arm(channels_last=True),
+                       Arm("bf16", channels_last=True)], []),
+        "wide_mlp": (mlp(hidden=(mlp_width, mlp_width)), x_all[:mlp_batch], y_all[:mlp_batch],
+                     "Fashion-MNIST (N, 1, 28, 28)",
+                     [Arm(), Arm(context=tf32_on, name="TF32"), Arm("bf16"), *fast],
+                     [Arm("fp16")] if fp16_slow else []),
+        "small_resnet": (small_resnet(width=resnet_width), x_res, y_res, "synthetic (N, 3, 32, 32)",
+                         [Arm(), Arm(channels_last=True),
+                          Arm(channels_last=True, context=tf32_on, name="TF32 + channels_last"),
+                          Arm("bf16", channels_last=True), *fast_cl],
+                         [Arm("fp16", channels_last=True)] if fp16_slow else []),
+    }
 
-    Normalized inputs and a learning rate decaying linearly to 0 make the final accuracy
-    stable from seed to seed, so a precision effect would not drown in noise.
-    """
-    x_train, _ = train_set.tensors()
-    normalize = ((x_train.mean().item(),), (x_train.std().item(),))
+
+def speed(device: torch.device, sizes, x_all: torch.Tensor, y_all: torch.Tensor, *,
+          compile: bool, rounds: int, repeats: int) -> dict:
+    """Every model's arms; speed-ups against the fp32 arm timed in the same interleaved group."""
+    features = cpu_features()
+    fp16_slow = device.type == "cpu" and not (features["avx512_fp16"] or features["amx_fp16"])
+    out = {}
+    for name, (model, x, y, inputs, arms, slow) in cases(sizes, device, x_all, y_all, fp16_slow).items():
+        print(f"{name}, batch {len(x)}, {sum(p.numel() for p in model.parameters()):,} parameters:")
+        main = measure_group(model, x, y, arms, rounds=rounds, repeats=repeats)
+        base = main[0].get("images_per_s")
+        rows = with_speedups(main, base)
+        for arm in slow:  # 10-1000x slower: timed alone, with few steps
+            rows += with_speedups(measure_group(model, x, y, [arm], rounds=1, repeats=2), base)
+        if name == "small_cnn" and compile:  # against its own fp32 arm, timed interleaved with it
+            pair = measure_group(model, x, y, [Arm(), Arm(compile=True)], rounds=4 * rounds,
+                                 repeats=repeats)
+            rows += with_speedups(pair[1:], pair[0].get("images_per_s"))
+            rows[-1]["reference_round_median_s"] = pair[0].get("round_median_s")
+        out[name] = {"batch_size": len(x), "inputs": inputs,
+                     "parameters": sum(p.numel() for p in model.parameters()), "arms": rows}
+    return out
+
+
+def accuracy(device: torch.device, sizes, train_set, val_set) -> dict:
+    """Validation accuracy of mlp() after ACC_EPOCHS epochs, per precision and seed (notebook 11)."""
+    normalize = normalization(train_set)
+    batch_size = sizes.count(64, name="ACC_BATCH")
+    seeds = tuple(range(sizes.count(5, name="SEEDS", power=0)))
     val_loader = tensor_loader(val_set, batch_size=1000, normalize=normalize, device=device)
     out = {}
     for amp in AMPS:
         accs = []
-        for seed in ACC_SEEDS:
+        for seed in seeds:
             seed_everything(seed)
             model = mlp().to(device)
             optimizer = torch.optim.SGD(model.parameters(), lr=ACC_LR, momentum=0.9)
-            loader = tensor_loader(train_set, batch_size=ACC_BATCH, shuffle=True,
+            loader = tensor_loader(train_set, batch_size=batch_size, shuffle=True,
                                    normalize=normalize, device=device, seed=seed)
             scheduler = torch.optim.lr_scheduler.LinearLR(optimizer, 1.0, 0.0,
                                                           total_iters=ACC_EPOCHS * len(loader))
@@ -163,7 +196,8 @@ def accuracy(device: torch.device, train_set, val_set) -> dict:
                             scheduler=scheduler, val_loader=val_loader, progress=False)
             accs.append(history.val_acc[-1])
         label = arm_label(amp)
-        out[label] = {"val_acc": accs, "mean": statistics.mean(accs), "std": statistics.stdev(accs)}
+        out[label] = {"val_acc": accs, "mean": statistics.mean(accs), "std": statistics.stdev(accs),
+                      "batch_size": batch_size, "steps": ACC_EPOCHS * len(loader)}
         print(f"  {label:<15} {out[label]['mean']:.4f} ± {out[label]['std']:.4f}  {accs}", flush=True)
     return out
 
@@ -171,32 +205,36 @@ def accuracy(device: torch.device, train_set, val_set) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--no-compile", action="store_true", help="skip torch.compile")
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds per comparison")
-    parser.add_argument("--repeats", type=int, default=2, help="timed steps per arm and round")
+    parser.add_argument("--rounds", type=int, default=6, help="interleaved rounds per comparison")
+    parser.add_argument("--repeats", type=int, default=1, help="timed steps per arm and round")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the JSON file")
     args = parser.parse_args()
     device = get_device()
-    scale = 4 if device.type == "cuda" else 1
-    print(f"device: {device_name(device)}; torch {torch.__version__}; SCALE = {scale}")
+    sizes = size_policy(device)
+    print(f"device: {device_name(device)}; torch {torch.__version__}; {sizes}")
     full = get_dataset("fashion_mnist", train=True)
-    rest, val_set = train_val_split(full, 5_000, seed=0)
-    train_set = subset(rest, 12_000, seed=0)  # the split and subset of notebooks 00 and 11
-    x_all, y_all = train_set.tensors()
-    seed_everything(0)
+    train_set, val_set = course_split(full, train_size=12_000, sizes=sizes)  # as notebooks 00, 11
+    loader = tensor_loader(train_set, batch_size=len(train_set), normalize=normalization(train_set),
+                           device=device)
+    x_all, y_all = next(iter(loader))  # the whole training subset, normalized, on the device
     values = {
+        "benchmark_version": VERSION,
         "command": command(),
         "device_name": device_name(device),
-        "scale": scale,
+        "scale": sizes.scale,
         "dataset_source": full.source,
         "cpu_features": cpu_features(),
+        "fp32_means": "TF32 off (matmul precision 'highest', cudnn.allow_tf32 False) except in TF32 arms",
         "memory_note": ("memory.* is an estimate (parameters + gradients + tensors saved for "
-                        "backward); cuda_peak_bytes is the CUDA allocator's peak (GPU only)"),
-        "speed": speed(device, scale, x_all, y_all, compile=not args.no_compile,
+                        "backward); cuda_peak_bytes is the CUDA allocator's peak during one step, "
+                        "cuda_step_bytes what that step added to what was allocated (GPU only)"),
+        "speed": speed(device, sizes, x_all, y_all, compile=not args.no_compile,
                        rounds=args.rounds, repeats=args.repeats),
     }
-    print(f"accuracy (mlp, {ACC_EPOCHS} epoch(s), seeds {ACC_SEEDS}):")
-    values["accuracy"] = accuracy(device, train_set, val_set)
-    path = save_results(f"precision_{device.type}", copy.deepcopy(values), device=device,
+    print(f"accuracy (mlp, {ACC_EPOCHS} epoch(s)):")
+    values["accuracy"] = accuracy(device, sizes, train_set, val_set)
+    suffix = "_fallback" if full.source.startswith("fallback") else ""
+    path = save_results(f"precision_{device.type}{suffix}", copy.deepcopy(values), device=device,
                         folder=args.out)
     print(f"saved {path}")
 

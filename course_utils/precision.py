@@ -9,11 +9,17 @@ Memory on the CPU is an *estimate*, and says so: PyTorch's CPU allocator keeps n
 statistics and ``tracemalloc`` cannot see its allocations, so :func:`training_memory` adds up
 parameters, gradients and the tensors autograd saves for the backward pass (measured with
 ``torch.autograd.graph.saved_tensors_hooks``). On a CUDA GPU, :func:`cuda_peak_bytes` reads the
-allocator's real peak.
+allocator's real peak, and :func:`cuda_step_bytes` what one step adds on top of what is already
+allocated (the model, its optimizer state, the data).
+
+Global switches such as TF32 are never flipped here: an :class:`Arm` may carry a ``context``
+that the *caller* defines (notebook 11 writes its ``tf32(...)`` context visibly), and the helper
+only enters it around that arm's steps.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import statistics
 import time
@@ -99,6 +105,14 @@ def training_memory(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
     return MemoryEstimate(parameter_bytes, gradient_bytes, saved_bytes)
 
 
+def _check_cuda(device: torch.device | str, what: str) -> torch.device:
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"{what} needs a 'cuda' device, got {str(device)!r}; "
+                         "on other devices use training_memory()")
+    return device
+
+
 def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str) -> int:
     """Peak bytes held by PyTorch's CUDA allocator while ``fn()`` runs (everything allocated).
 
@@ -106,10 +120,7 @@ def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str) -> int
         ValueError: ``device`` is not a CUDA device (the CPU allocator keeps no peak; use
             :func:`training_memory` there).
     """
-    device = torch.device(device)
-    if device.type != "cuda":
-        raise ValueError(f"cuda_peak_bytes needs a 'cuda' device, got {str(device)!r}; "
-                         "on other devices use training_memory()")
+    device = _check_cuda(device, "cuda_peak_bytes")
     synchronize(device)
     torch.cuda.reset_peak_memory_stats(device)
     fn()
@@ -117,17 +128,45 @@ def cuda_peak_bytes(fn: Callable[[], object], device: torch.device | str) -> int
     return torch.cuda.max_memory_allocated(device)
 
 
+def cuda_step_bytes(fn: Callable[[], object], device: torch.device | str) -> int:
+    """Bytes ``fn()`` needs on top of what is already allocated: its peak minus the bytes before.
+
+    For a training step this is activations, gradients (freed by ``zero_grad(set_to_none=True)``
+    and made anew), temporaries and workspaces, without the weights, optimizer state and data
+    that other tensors on the device already hold. Notebook 11.
+
+    Raises:
+        ValueError: ``device`` is not a CUDA device.
+    """
+    device = _check_cuda(device, "cuda_step_bytes")
+    synchronize(device)
+    before = torch.cuda.memory_allocated(device)
+    return cuda_peak_bytes(fn, device) - before
+
+
 @dataclass(frozen=True)
 class Arm:
-    """The switches of one arm of a comparison: precision, memory layout, compilation."""
+    """The switches of one arm of a comparison: precision, memory layout, compilation.
+
+    ``context``, if given, is a callable returning a context manager that is entered around
+    every step of this arm (e.g. the notebook's ``partial(tf32, True)``); such an arm needs a
+    ``name``, which replaces the label built from the other switches.
+    """
 
     amp: str | None = None
     channels_last: bool = False
     compile: bool = False
+    context: Callable[[], contextlib.AbstractContextManager] | None = None
+    name: str | None = None
 
     @property
     def label(self) -> str:
-        return arm_label(self.amp, self.channels_last, self.compile)
+        label = arm_label(self.amp, self.channels_last, self.compile)
+        return self.name or label
+
+    def entered(self) -> contextlib.AbstractContextManager:
+        """The arm's context (or a null context), ready for a ``with`` statement."""
+        return self.context() if self.context is not None else contextlib.nullcontext()
 
 
 @dataclass(frozen=True)
@@ -146,7 +185,18 @@ class StepResult:
     warmup: int               # untimed steps after the first one
     repeats: int              # timed steps behind the median (all rounds together)
     memory: MemoryEstimate | None  # None for compiled arms (hooks cannot see inside)
-    cuda_peak_bytes: int | None    # None off CUDA
+    cuda_peak_bytes: int | None    # None off CUDA: the allocator's peak during one step
+    cuda_step_bytes: int | None = None  # None off CUDA: what one step adds (cuda_step_bytes)
+    times_s: tuple[float, ...] = ()     # every timed step, round after round
+    rounds: int = 1
+
+    @property
+    def round_median_s(self) -> tuple[float, ...]:
+        """The median step time of each round: arms timed in the same round form a pair
+        (for :func:`course_utils.verdicts.speedup`)."""
+        per_round = len(self.times_s) // self.rounds
+        return tuple(statistics.median(self.times_s[r * per_round:(r + 1) * per_round])
+                     for r in range(self.rounds))
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -170,14 +220,18 @@ def _prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, arm: Arm, lr: f
     if arm.channels_last:
         model = model.to(memory_format=torch.channels_last)
         x = x.contiguous(memory_format=torch.channels_last)
-    memory = None if arm.compile else training_memory(model, x, y, loss_fn=loss_fn, amp=arm.amp)
+    memory = None
+    if not arm.compile:
+        with arm.entered():
+            memory = training_memory(model, x, y, loss_fn=loss_fn, amp=arm.amp)
     optimizer = torch.optim.SGD(model.parameters(), lr=lr, momentum=0.9)
     scaler = torch.amp.GradScaler(x.device.type, enabled=arm.amp == "fp16")
     runner = torch.compile(model) if arm.compile else model
 
     def step() -> torch.Tensor:
-        return train_step(runner, x, y, optimizer=optimizer, loss_fn=loss_fn, amp=arm.amp,
-                          scaler=scaler)
+        with arm.entered():
+            return train_step(runner, x, y, optimizer=optimizer, loss_fn=loss_fn, amp=arm.amp,
+                              scaler=scaler)
 
     synchronize(x.device)
     started = time.perf_counter()
@@ -194,16 +248,19 @@ def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
 
     Each arm's copy is moved to ``x.device`` (and to ``channels_last`` if asked), gets its own
     SGD optimizer (momentum 0.9) and, for fp16, an enabled GradScaler; with ``compile`` it is
-    wrapped in ``torch.compile``. Its first step is timed on its own (``first_step_s``: this is
-    where compilation happens), then ``warmup`` untimed steps follow. The timed steps run in
-    ``rounds`` rounds of ``repeats`` steps per arm, arm after arm, so a change in machine load
-    hits every arm alike (the idea of :func:`course_utils.bench.compare`). The caller's model
-    is never changed. Notebook 11.
+    wrapped in ``torch.compile``; an arm's ``context`` is entered around each of its steps. Its
+    first step is timed on its own (``first_step_s``: this is where compilation happens), then
+    ``warmup`` untimed steps follow. The timed steps run in ``rounds`` rounds of ``repeats``
+    steps per arm, arm after arm (in reverse order every other round), so a change in machine
+    load hits every arm alike (the idea of :func:`course_utils.bench.compare`); the arms' round
+    medians are pairs (``StepResult.round_median_s``). On CUDA one more step per arm measures
+    its memory. The caller's model is never changed. Notebook 11.
 
     Raises:
         TypeError: ``model`` is not an ``nn.Module``, ``x``/``y`` are not tensors, or an arm
             is not an :class:`Arm`.
-        ValueError: no arms; unknown ``amp``; ``channels_last`` with an input that is not 4-D
+        ValueError: no arms; two arms with the same label (an arm with a ``context`` needs a
+            ``name``); unknown ``amp``; ``channels_last`` with an input that is not 4-D
             ``(N, C, H, W)``; mismatched ``x``/``y``; ``rounds``, ``repeats`` < 1 or
             ``warmup`` < 0.
     """
@@ -213,8 +270,11 @@ def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
         raise ValueError("arms must not be empty")
     if not all(isinstance(arm, Arm) for arm in arms):
         raise TypeError("arms must be Arm(amp=..., channels_last=..., compile=...) objects")
+    labels = [arm.label for arm in arms]  # raises ValueError for an unknown amp
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"every arm needs its own label, got {labels}: give an arm with a "
+                         "context a name, e.g. Arm(context=..., name='TF32')")
     for arm in arms:
-        _ = arm.label  # raises ValueError for an unknown amp
         if arm.channels_last and x.ndim != 4:
             raise ValueError(f"channels_last needs a 4-D input (N, C, H, W), got shape "
                              f"{tuple(x.shape)}")
@@ -228,18 +288,23 @@ def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
             step()
     synchronize(x.device)
     times: list[list[float]] = [[] for _ in arms]
-    for _ in range(rounds):
-        for (step, _, _), sink in zip(prepared, times, strict=True):
-            sink.extend(benchmark(step, warmup=0, repeats=repeats, device=x.device).times_s)
+    order = list(range(len(arms)))
+    for round_index in range(rounds):
+        for k in (order if round_index % 2 == 0 else order[::-1]):
+            step = prepared[k][0]
+            times[k].extend(benchmark(step, warmup=0, repeats=repeats, device=x.device).times_s)
     results = []
     for arm, (step, memory, first_step_s), times_s in zip(arms, prepared, times, strict=True):
         q1, median, q3 = _quartiles(times_s)
-        peak = cuda_peak_bytes(step, x.device) if x.device.type == "cuda" else None
+        on_cuda = x.device.type == "cuda"
+        peak = cuda_peak_bytes(step, x.device) if on_cuda else None
+        extra = cuda_step_bytes(step, x.device) if on_cuda else None
         results.append(StepResult(
             label=arm.label, amp=arm.amp, channels_last=arm.channels_last, compiled=arm.compile,
             batch_size=len(x), images_per_s=len(x) / median, images_per_s_low=len(x) / q3,
             images_per_s_high=len(x) / q1, first_step_s=first_step_s, warmup=warmup,
-            repeats=rounds * repeats, memory=memory, cuda_peak_bytes=peak))
+            repeats=rounds * repeats, memory=memory, cuda_peak_bytes=peak,
+            cuda_step_bytes=extra, times_s=tuple(times_s), rounds=rounds))
     return results
 
 
@@ -248,20 +313,3 @@ def _quartiles(times: list[float]) -> tuple[float, float, float]:
         return times[0], times[0], times[0]
     q1, median, q3 = statistics.quantiles(times, n=4, method="inclusive")
     return q1, median, q3
-
-
-def measure_training_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
-                          amp: str | None = None, channels_last: bool = False,
-                          compile: bool = False, lr: float = 0.01,
-                          loss_fn: LossFn | None = None, warmup: int = 3,
-                          repeats: int = 10) -> StepResult:
-    """Time one arm: :func:`compare_training_steps` with a single arm and a single round.
-
-    Raises:
-        TypeError: ``model`` is not an ``nn.Module`` or ``x``/``y`` are not tensors.
-        ValueError: unknown ``amp``; ``channels_last`` with an input that is not 4-D
-            ``(N, C, H, W)``; mismatched ``x``/``y``; bad ``warmup``/``repeats``.
-    """
-    arm = Arm(amp=amp, channels_last=channels_last, compile=compile)
-    return compare_training_steps(model, x, y, [arm], rounds=1, warmup=warmup, repeats=repeats,
-                                  lr=lr, loss_fn=loss_fn)[0]

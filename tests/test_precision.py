@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 
 import pytest
@@ -16,9 +17,16 @@ from course_utils.precision import (
     arm_label,
     compare_training_steps,
     cuda_peak_bytes,
-    measure_training_step,
+    cuda_step_bytes,
     training_memory,
 )
+
+
+def measure_training_step(model, x, y, *, amp=None, channels_last=False, compile=False,
+                          warmup=3, repeats=10):
+    """One arm, one round: what notebook 11's first from-scratch timing does."""
+    arm = Arm(amp=amp, channels_last=channels_last, compile=compile)
+    return compare_training_steps(model, x, y, [arm], rounds=1, warmup=warmup, repeats=repeats)[0]
 
 
 def sum_loss(out, y):
@@ -103,9 +111,18 @@ def test_training_memory_unknown_amp_names_the_choices():
 # --- cuda_peak_bytes, arm_label -------------------------------------------------------------------
 
 
-def test_cuda_peak_bytes_refuses_the_cpu():
+@pytest.mark.parametrize("fn", [cuda_peak_bytes, cuda_step_bytes])
+def test_cuda_memory_refuses_the_cpu(fn):
     with pytest.raises(ValueError, match="training_memory"):
-        cuda_peak_bytes(lambda: None, "cpu")
+        fn(lambda: None, "cpu")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_step_bytes_leaves_out_what_was_allocated_before():
+    held = torch.empty(2**22, device="cuda")  # 16 MiB already allocated
+    extra = cuda_step_bytes(lambda: torch.empty(2**20, device="cuda"), "cuda")
+    assert 4 * 2**20 <= extra < 8 * 2**20
+    del held
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -204,7 +221,7 @@ def test_compare_training_steps_interleaves_the_arms(tiny_cnn, monkeypatch):
     models = list(dict.fromkeys(model for model, _ in calls))  # one copy per arm, in order
     assert len(models) == 3 and id(tiny_cnn) not in models
     timed = [models.index(model) for model, _ in calls[6:]]  # after 3 first steps + 3 warm-ups
-    assert timed == [0] * 3 + [1] * 3 + [2] * 3 + [0] * 3 + [1] * 3 + [2] * 3
+    assert timed == [0] * 3 + [1] * 3 + [2] * 3 + [2] * 3 + [1] * 3 + [0] * 3  # odd rounds reversed
     assert [amp for _, amp in calls[:3]] == [None, "bf16", None]
 
 
@@ -227,3 +244,40 @@ def test_compare_training_steps_bad_input(arms, kwargs, error, match):
     x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
     with pytest.raises(error, match=match):
         compare_training_steps(nn.Linear(4, 2), x, y, arms, **kwargs)
+
+
+def test_an_arm_context_is_entered_around_each_of_its_steps(tiny_cnn):
+    entered = []
+
+    @contextlib.contextmanager
+    def flag():
+        entered.append(1)
+        yield
+
+    x, y = torch.randn(16, 1, 4, 4), torch.randint(0, 2, (16,))
+    arms = [Arm(), Arm(context=flag, name="with flag")]
+    results = compare_training_steps(tiny_cnn, x, y, arms, rounds=3, warmup=2, repeats=2)
+    assert [r.label for r in results] == ["fp32", "with flag"]
+    # memory estimate + first step + 2 warm-ups + 3 rounds x 2 timed steps, on the flagged arm only
+    assert len(entered) == 1 + 1 + 2 + 6
+
+
+def test_round_medians_pair_the_arms(tiny_cnn):
+    x, y = torch.randn(16, 1, 4, 4), torch.randint(0, 2, (16,))
+    fp32, bf16 = compare_training_steps(tiny_cnn, x, y, [Arm(), Arm("bf16")], rounds=4, warmup=0,
+                                        repeats=3)
+    assert fp32.rounds == 4 and len(fp32.times_s) == 12 and len(fp32.round_median_s) == 4
+    assert fp32.round_median_s[1] == sorted(fp32.times_s[3:6])[1]
+    assert len(bf16.round_median_s) == 4 and fp32.cuda_step_bytes is None
+
+
+def test_round_medians_of_a_result_made_by_hand():
+    result = StepResult("fp32", None, False, False, 8, 1.0, 1.0, 1.0, 0.1, 0, 4, None, None,
+                        times_s=(1.0, 3.0, 2.0, 8.0), rounds=2)
+    assert result.round_median_s == (2.0, 5.0)
+
+
+def test_two_arms_with_the_same_label_are_refused():
+    x, y = torch.randn(8, 4), torch.randint(0, 2, (8,))
+    with pytest.raises(ValueError, match="name"):
+        compare_training_steps(nn.Linear(4, 2), x, y, [Arm(), Arm(context=contextlib.nullcontext)])
