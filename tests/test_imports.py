@@ -14,7 +14,8 @@ HEAVY = ("torchvision", "matplotlib", "ipywidgets", "sklearn")
 SUBMODULES = ("hardware", "data", "datasets", "models", "train", "checkpoint", "bench", "checks", "results",
               "schedules", "lr_finder", "pipeline", "batching", "optim", "surfaces",
               "distributed", "precision", "augment", "metrics", "imbalance", "transfer",
-              "layers", "regularization", "tuning", "procedure", "curves", "studies", "selection")
+              "layers", "regularization", "tuning", "procedure", "curves", "studies", "selection",
+              "batch_transforms")
 
 SCRIPT = f"""
 import importlib, json, sys
