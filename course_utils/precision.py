@@ -1,4 +1,4 @@
-"""Mixed precision, ``channels_last`` and ``torch.compile`` measured on one training step.
+"""Mixed precision, TF32, ``channels_last`` and ``torch.compile`` measured on one training step.
 
 Taught in notebook 11 and used by ``benchmarks/precision.py``, so the notebook and the script
 measure with the same code: every arm runs the course's :func:`~course_utils.train.train_step`
@@ -240,32 +240,8 @@ def _prepare(model: nn.Module, x: torch.Tensor, y: torch.Tensor, arm: Arm, lr: f
     return step, memory, time.perf_counter() - started
 
 
-def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
-                           arms: Sequence[Arm], *, rounds: int = 5, warmup: int = 3,
-                           repeats: int = 2, lr: float = 0.01,
-                           loss_fn: LossFn | None = None) -> list[StepResult]:
-    """Time ``train_step`` for several arms, interleaved, each on its own copy of ``model``.
-
-    Each arm's copy is moved to ``x.device`` (and to ``channels_last`` if asked), gets its own
-    SGD optimizer (momentum 0.9) and, for fp16, an enabled GradScaler; with ``compile`` it is
-    wrapped in ``torch.compile``; an arm's ``context`` is entered around each of its steps. Its
-    first step is timed on its own (``first_step_s``: this is where compilation happens), then
-    ``warmup`` untimed steps follow. The timed steps run in ``rounds`` rounds of ``repeats``
-    steps per arm, arm after arm (in reverse order every other round), so a change in machine
-    load hits every arm alike (the idea of :func:`course_utils.bench.compare`); the arms' round
-    medians are pairs (``StepResult.round_median_s``). On CUDA one more step per arm measures
-    its memory. The caller's model is never changed. Notebook 11.
-
-    Raises:
-        TypeError: ``model`` is not an ``nn.Module``, ``x``/``y`` are not tensors, or an arm
-            is not an :class:`Arm`.
-        ValueError: no arms; two arms with the same label (an arm with a ``context`` needs a
-            ``name``); unknown ``amp``; ``channels_last`` with an input that is not 4-D
-            ``(N, C, H, W)``; mismatched ``x``/``y``; ``rounds``, ``repeats`` < 1 or
-            ``warmup`` < 0.
-    """
-    _check_model(model)
-    _check_batch(x, y)
+def _check_arms(arms: Sequence[Arm], x: torch.Tensor, *, rounds: int, repeats: int,
+                warmup: int) -> None:
     if len(arms) == 0:
         raise ValueError("arms must not be empty")
     if not all(isinstance(arm, Arm) for arm in arms):
@@ -281,6 +257,35 @@ def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
     for name, value, low in (("rounds", rounds, 1), ("repeats", repeats, 1), ("warmup", warmup, 0)):
         if not isinstance(value, int) or isinstance(value, bool) or value < low:
             raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+
+
+def compare_training_steps(model: nn.Module, x: torch.Tensor, y: torch.Tensor,
+                           arms: Sequence[Arm], *, rounds: int = 5, warmup: int = 3,
+                           repeats: int = 2, lr: float = 0.01,
+                           loss_fn: LossFn | None = None) -> list[StepResult]:
+    """Time ``train_step`` for several arms, interleaved, each on its own copy of ``model``.
+
+    Each arm's copy is moved to ``x.device`` (and to ``channels_last`` if asked), gets its own
+    SGD optimizer (momentum 0.9) and, for fp16, an enabled GradScaler; with ``compile`` it is
+    wrapped in ``torch.compile``; an arm's ``context`` is entered around each of its steps. Its
+    first step is timed on its own (``first_step_s``: this is where compilation happens), then
+    ``warmup`` untimed steps follow. The timed steps run in ``rounds`` rounds of ``repeats``
+    steps per arm, arm after arm (in reverse order every other round), so a change in machine
+    load hits every arm alike (the idea of :func:`course_utils.bench.compare`); the arms' round
+    medians are pairs (``StepResult.round_median_s``). On CUDA two more steps per arm measure
+    its memory. The caller's model is never changed. Notebook 11.
+
+    Raises:
+        TypeError: ``model`` is not an ``nn.Module``, ``x``/``y`` are not tensors, or an arm
+            is not an :class:`Arm`.
+        ValueError: no arms; two arms with the same label (an arm with a ``context`` needs a
+            ``name``); unknown ``amp``; ``channels_last`` with an input that is not 4-D
+            ``(N, C, H, W)``; mismatched ``x``/``y``; ``rounds``, ``repeats`` < 1 or
+            ``warmup`` < 0.
+    """
+    _check_model(model)
+    _check_batch(x, y)
+    _check_arms(arms, x, rounds=rounds, repeats=repeats, warmup=warmup)
     loss_fn = loss_fn or nn.CrossEntropyLoss()
     prepared = [_prepare(model, x, y, arm, lr, loss_fn) for arm in arms]
     for step, _, _ in prepared:
