@@ -60,7 +60,8 @@ def diagnose_curves(history: History, *, num_classes: int = 10, beta: float = 0.
     end), ``ln C`` the loss of uniform outputs and "chance" validation accuracy within 5 points
     of ``1 / C``, the first rule that applies names the run:
 
-    1. **diverged**: a NaN/Inf loss (LR too large or a bad init);
+    1. **diverged**: a NaN/Inf loss, or a run that ``train`` stopped with a diagnosis (it also
+       stops a loss that stays above 1,000x its start): LR too large or a bad init;
     2. **LR too high**: some decile above 1.5 ``d[0]`` (the loss blew up), or ``d[9]`` more than
        ``rebound`` (20%) above the lowest decile (it fell, then rose);
     3. **flat**: every decile within ``flat`` (5%) of ``d[0]`` (LR too small, a dead init; with
@@ -94,10 +95,9 @@ def diagnose_curves(history: History, *, num_classes: int = 10, beta: float = 0.
 
     if history.diagnosis is not None or _first_bad_step(history) is not None:
         bad = _first_bad_step(history)
-        where = f"step {bad}" if bad is not None else \
-            f"training stopped after step {history.step[-1] if history.step else 0}"
-        return report("diverged", False, f"the loss became NaN/Inf ({where}): the LR is too large or "
-                      "the init is bad")
+        what = (f"the loss became NaN/Inf at step {bad}" if bad is not None else
+                history.diagnosis.splitlines()[0].rstrip("."))  # e.g. train() stopped a blow-up
+        return report("diverged", False, f"{what}: the LR is too large or the init is bad")
     d = numbers["deciles"] = deciles(numbers["smoothed"])
     start, end, low = d[0], d[9], min(d)
     chance_loss = math.log(num_classes)
