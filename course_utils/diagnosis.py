@@ -49,6 +49,18 @@ def unpack_batch(batch: Any, name: str) -> tuple[Any, Any]:
     raise TypeError(f"{name} must yield (x, y) batches, got {hint}")
 
 
+def check_labels(logits: torch.Tensor, y: torch.Tensor) -> None:
+    """Refuse labels that are not one class index per prediction (one-hot, soft, wrong shape)."""
+    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
+        raise TypeError(f"evaluate needs class indices (an integer tensor) as labels, got {y.dtype} "
+                        f"labels of shape {tuple(y.shape)}; for one-hot or soft labels pass "
+                        "y.argmax(1)")
+    if y.shape != logits.shape[:1] + logits.shape[2:]:
+        raise ValueError(f"evaluate needs one class index per prediction: logits of shape "
+                         f"{tuple(logits.shape)} want labels of shape "
+                         f"{tuple(logits.shape[:1] + logits.shape[2:])}, got {tuple(y.shape)}")
+
+
 def check_train_args(model: Any, loader: Any, *, optimizer: Any, epochs: Any, scheduler: Any,
                      amp: Any, grad_clip: Any, log_every: Any, checkpoint: Any,
                      resume: Any) -> torch.dtype | None:

@@ -9,6 +9,7 @@ leftovers once they are old enough that no live writer can still own them.
 
 from __future__ import annotations
 
+import glob
 import os
 import tempfile
 import time
@@ -22,7 +23,7 @@ STALE_SECONDS = 300.0
 
 def temp_files(target: Path) -> list[Path]:
     """The temporary files :func:`atomic_write` creates for ``target`` (``.NAME.*.tmp``)."""
-    return sorted(target.parent.glob(f".{target.name}.*.tmp"))
+    return sorted(target.parent.glob(f".{glob.escape(target.name)}.*.tmp"))
 
 
 def remove_stale_temps(folder: str | Path, pattern: str = ".*.tmp", *,
@@ -53,7 +54,7 @@ def atomic_write(path: str | Path, write: Callable[[IO[bytes]], None]) -> Path:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path.parent, f".{path.name}.*.tmp")
+    remove_stale_temps(path.parent, f".{glob.escape(path.name)}.*.tmp")
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         os.chmod(tmp, _mode(path))  # mkstemp's 0600 would hide the file from other users

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import platform
 import random
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from importlib import metadata
 
@@ -64,6 +65,15 @@ def amp_dtype(amp: str | None) -> torch.dtype | None:
         allowed = ", ".join(repr(k) for k in AMP_CHOICES)
         raise ValueError(f"amp={amp!r} is not supported; choose one of {allowed}")
     return AMP_CHOICES[amp]
+
+
+def autocast(device_type: str, dtype: torch.dtype | None) -> AbstractContextManager:
+    """``torch.autocast`` to ``dtype``; for None (full precision) a context that does nothing.
+
+    Entering a disabled ``torch.autocast`` would cost about 5 us a step for nothing, which is
+    1% of a small MLP's step on a CPU.
+    """
+    return torch.autocast(device_type, dtype=dtype) if dtype is not None else nullcontext()
 
 
 def _version(package: str) -> str:

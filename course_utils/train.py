@@ -19,6 +19,7 @@ from torch import nn
 from course_utils.checkpoint import loader_state, resume_run, run_settings, save_checkpoint
 from course_utils.diagnosis import (
     TrainingWarning,
+    check_labels,
     check_train_args,
     diagnose,
     first_bad_step,
@@ -26,7 +27,7 @@ from course_utils.diagnosis import (
     reread_batch,
     unpack_batch,
 )
-from course_utils.hardware import amp_dtype
+from course_utils.hardware import amp_dtype, autocast
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 __all__ = ["EvalResult", "History", "TrainingWarning", "evaluate", "train", "train_step"]
@@ -86,7 +87,7 @@ def train_step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, *,
 def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.optim.Optimizer,
           loss_fn: LossFn, dtype: torch.dtype | None, scaler: torch.amp.GradScaler,
           grad_clip: float | None) -> torch.Tensor:
-    with torch.autocast(x.device.type, dtype=dtype, enabled=dtype is not None):
+    with autocast(x.device.type, dtype):
         loss = loss_fn(model(x), y)
     optimizer.zero_grad(set_to_none=True)
     scaler.scale(loss).backward()  # a disabled scaler (not fp16) returns the loss itself
@@ -96,17 +97,6 @@ def _step(model: nn.Module, x: torch.Tensor, y: torch.Tensor, optimizer: torch.o
     scaler.step(optimizer)  # optimizer.step(), skipped after an fp16 overflow
     scaler.update()
     return loss.detach()
-
-
-def _check_labels(logits: torch.Tensor, y: torch.Tensor) -> None:
-    if y.is_floating_point() or y.is_complex() or y.dtype == torch.bool:
-        raise TypeError(f"evaluate needs class indices (an integer tensor) as labels, got {y.dtype} "
-                        f"labels of shape {tuple(y.shape)}; for one-hot or soft labels pass "
-                        "y.argmax(1)")
-    if y.shape != logits.shape[:1] + logits.shape[2:]:
-        raise ValueError(f"evaluate needs one class index per prediction: logits of shape "
-                         f"{tuple(logits.shape)} want labels of shape "
-                         f"{tuple(logits.shape[:1] + logits.shape[2:])}, got {tuple(y.shape)}")
 
 
 @torch.no_grad()
@@ -133,9 +123,9 @@ def evaluate(model: nn.Module, loader: Iterable, *, loss_fn: LossFn | None = Non
         for batch in loader:
             x, y = unpack_batch(batch, "loader")
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            with autocast(device.type, dtype):
                 logits = model(x)
-                _check_labels(logits, y)
+                check_labels(logits, y)
                 total_loss += loss_fn(logits, y).float() * len(y)
             correct += (logits.argmax(1) == y).sum()
             count += len(y)
