@@ -39,6 +39,7 @@ from course_utils.sizing import size_policy
 from course_utils.speedrun import (
     SpeedrunData,
     ablations,
+    budget_epochs,
     matmul_peak,
     run_recipe,
     stack,
@@ -104,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="LRs to try for the last row on the validation split")
     args = parser.parse_args(argv)
     device = get_device()
-    epochs = args.epochs or {"cuda": 8.0}.get(device.type, 4.0)
+    epochs = args.epochs or budget_epochs(size_policy(device))
     rows = stack(epochs=epochs)
     seeds = list(range(args.seeds))
     if args.tune is not None:

@@ -24,6 +24,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from course_utils.bench import synchronize
 from course_utils.models import small_cnn
 from course_utils.schedules import make_scheduler, one_cycle, warmup_cosine
+from course_utils.sizing import SizePolicy
 
 OPTIMIZERS = ("sgd", "nesterov", "adam")
 SCHEDULES = ("constant", "one_cycle", "warmup_cosine")
@@ -270,42 +271,46 @@ def summarize(results: Sequence[RunResult], targets: Sequence[float]) -> dict[st
     }
 
 
-# The tips of the course that held, in the order the capstone stacks them: (label, notebook,
+# The tips of the course, in the order the capstone stacks them: (label, notebook, claim,
 # changes to the previous row). LRs were chosen on the validation split (5,000 held-out
 # training images) by ``benchmarks/time_to_accuracy.py --tune``, never on the test set.
-TIPS: tuple[tuple[str, str, dict[str, object]], ...] = (
-    ("normalized inputs", "01", {"normalize": True}),
-    ("BatchNorm", "08", {"norm": "batch"}),
-    ("in-memory batches", "03", {"loader": "tensor"}),
-    ("batch 256, LR x4 (linear scaling)", "03", {"batch_size": 256, "lr": 0.4}),
-    ("SGD + Nesterov momentum 0.9", "04", {"optimizer": "nesterov", "lr": 0.04}),
-    ("one-cycle schedule", "05", {"schedule": "one_cycle", "lr": 0.2}),
-    ("label smoothing 0.1", "06", {"label_smoothing": 0.1}),
-    ("channels_last", "11", {"channels_last": True}),
-    ("flip TTA", "02", {"tta_flip": True}),
+TIPS: tuple[tuple[str, str, str, dict[str, object]], ...] = (
+    ("normalized inputs", "01", "C1", {"normalize": True}),
+    ("BatchNorm", "08", "C19", {"norm": "batch"}),
+    ("in-memory batches", "03", "C5", {"loader": "tensor"}),
+    ("batch 256, LR x4 (linear scaling)", "03", "C6", {"batch_size": 256, "lr": 0.4}),
+    ("SGD + Nesterov momentum 0.9", "04", "C9", {"optimizer": "nesterov", "lr": 0.04}),
+    ("one-cycle schedule", "05", "C12", {"schedule": "one_cycle", "lr": 0.2}),
+    ("label smoothing 0.1", "06", "C14", {"label_smoothing": 0.1}),
+    ("channels_last", "11", "C23", {"channels_last": True}),
+    ("flip TTA", "02", "C4", {"tta_flip": True}),
 )
 BASELINE = Recipe("baseline (notebook 00's recipe)")
 
 
-def stack(baseline: Recipe = BASELINE, tips: Sequence[tuple[str, str, dict]] = TIPS,
-          **final: object) -> list[Recipe]:
+def budget_epochs(sizes: SizePolicy) -> int:
+    """The epoch budget of every row: 4 at scale 1, growing with the square root of the scale."""
+    return sizes.count(4, name="EPOCHS", power=0.5)
+
+
+def stack(baseline: Recipe = BASELINE, tips: Sequence[tuple] = TIPS, **final: object) -> list[Recipe]:
     """The cumulative rows: the baseline, then each row = the previous one + one tip.
 
     ``final`` changes every row alike (e.g. ``epochs=4``: the same budget for all rows).
     """
     rows = [baseline.but(**final)]
-    for label, _, changes in tips:
+    for label, *_, changes in tips:
         rows.append(rows[-1].but(f"+ {label}", **changes))
     return rows
 
 
-def ablations(rows: Sequence[Recipe], tips: Sequence[tuple[str, str, dict]] = TIPS) -> list[Recipe]:
+def ablations(rows: Sequence[Recipe], tips: Sequence[tuple] = TIPS) -> list[Recipe]:
     """The last row with one tip removed at a time: the tip's fields go back to the values they
     had before the tip was added, unless a later tip changed them again (then they stay)."""
     final = rows[-1]
     out = []
-    for k, (label, _, changes) in enumerate(tips):
-        later = {key for _, _, c in tips[k + 1:] for key in c}
+    for k, (label, *_, changes) in enumerate(tips):
+        later = {key for *_, c in tips[k + 1:] for key in c}
         before = rows[k]  # the row before tip k was added
         revert = {key: getattr(before, key) for key in changes if key not in later}
         if revert:
