@@ -1,0 +1,109 @@
+"""Reading time-to-accuracy summaries: the capstone's table, goals, ablation and compounding.
+
+A *summary* is what :func:`course_utils.speedrun.summarize` returns for one row (several seeds):
+per-seed accuracy curves on the training clock, final accuracies, images per second. These
+functions turn summaries into the table of notebook 13 and into the numbers its verdicts judge,
+whether the summaries come from the benchmark's record or from a live run.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Mapping, Sequence
+
+from course_utils.results import format_mean_std
+from course_utils.verdicts import Evidence, effect
+
+Summary = Mapping[str, object]
+
+
+def seconds_to(summary: Summary, accuracy: float) -> list[float | None]:
+    """Per seed, the training seconds at which test accuracy first reached ``accuracy``."""
+    return [next((t for t, a in curve if a >= accuracy), None) for curve in summary["curves"]]
+
+
+def time_or_budget(summary: Summary, accuracy: float) -> list[float]:
+    """Like :func:`seconds_to`, with a seed that never got there counted at its whole budget
+    (a lower bound on its time)."""
+    return [t if t is not None else total
+            for t, total in zip(seconds_to(summary, accuracy), summary["train_seconds"], strict=True)]
+
+
+def _times_cell(times: Sequence[float | None]) -> str:
+    reached = [t for t in times if t is not None]
+    if not reached:
+        return "—"
+    text = format_mean_std(reached, digits=1) if len(reached) > 1 else f"{reached[0]:.1f}"
+    return text + ("" if len(reached) == len(times) else f" ({len(reached)}/{len(times)})")
+
+
+def table_markdown(summaries: Mapping[str, Summary], names: Sequence[str], targets: Sequence[float],
+                   peak_flops: float) -> str:
+    """A Markdown table: per row, seconds to each target (mean ± std; reached/seeds when not
+    all seeds got there; "—" when none did), final accuracy, median images/s and the share of
+    ``peak_flops`` that training used (FLOPs per image x images per second)."""
+    header = ["row", *(f"s to {t:.0%}" for t in targets), "final acc %", "img/s", "of peak"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name in names:
+        summary = summaries[name]
+        rate = statistics.median(summary["images_per_s"])
+        cells = [name, *(_times_cell(seconds_to(summary, t)) for t in targets),
+                 format_mean_std(summary["final_acc"], scale=100, digits=1), f"{rate:,.0f}",
+                 f"{100 * summary['flops_per_image'] * rate / peak_flops:.0f}%"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def goals_met(summary: Summary, goals: Mapping[float, float]) -> dict[str, tuple[bool, list[float | None]]]:
+    """For each ``{accuracy: seconds}`` goal: met (every seed got there in time) and the times."""
+    out = {}
+    for accuracy, limit in goals.items():
+        times = seconds_to(summary, accuracy)
+        ok = all(t is not None and t <= limit for t in times)
+        out[f"{accuracy:.0%} in {limit:g} s"] = (ok, times)
+    return out
+
+
+def speedup_at_baseline_best(baseline: Summary, final: Summary) -> tuple[float, float | None]:
+    """The baseline's best accuracy (mean over seeds) and how many times faster ``final``
+    reaches it (mean seconds over mean seconds), or None if some seed of ``final`` never does."""
+    best = statistics.mean(baseline["best_acc"])
+    slow = time_or_budget(baseline, best)
+    fast = seconds_to(final, best)
+    if any(t is None for t in fast):
+        return best, None
+    return best, statistics.mean(slow) / statistics.mean(fast)
+
+
+def common_accuracy(final: Summary, targets: Sequence[float]) -> float | None:
+    """The highest target that every seed of ``final`` reached (None if none)."""
+    reached = [t for t in targets if all(s is not None for s in seconds_to(final, t))]
+    return max(reached) if reached else None
+
+
+def tip_worth(label: str, without: Summary, final: Summary, accuracy: float, *,
+              min_speedup: float = 0.05, min_points: float = 0.2) -> tuple[Evidence, Evidence]:
+    """What a tip is worth in the full recipe, paired by seed: the speed-up to ``accuracy``
+    (log-ratio of the recipe without the tip over the full recipe; a seed that never gets
+    there counts at its budget) and the final accuracy difference in points."""
+    logs = [math.log(a / b) for a, b in zip(time_or_budget(without, accuracy),
+                                           time_or_budget(final, accuracy), strict=True)]
+    speed = effect(f"{label}: speed-up to {accuracy:.0%} (log)", logs, min_effect=math.log1p(min_speedup))
+    points = [100 * (a - b) for a, b in zip(final["final_acc"], without["final_acc"], strict=True)]
+    return speed, effect(f"{label}: final test accuracy", points, min_effect=min_points, unit=" pp")
+
+
+def compound_share(baseline: Summary, final: Summary, ablated: Sequence[Summary]) -> list[float]:
+    """Per seed, the sum of the tips' log-worths in the full recipe (ablation) over the log of
+    the stack's total speed-up, both to the baseline's best accuracy: 1 if the tips were
+    independent, below 1 if they overlap, above 1 if each needs the others."""
+    best = statistics.mean(baseline["best_acc"])
+    full = time_or_budget(final, best)
+    total = [math.log(a / b) for a, b in zip(time_or_budget(baseline, best), full, strict=True)]
+    worths = [[math.log(a / b) for a, b in zip(time_or_budget(row, best), full, strict=True)]
+              for row in ablated]
+    if any(t <= 0 for t in total):
+        raise ValueError("the full recipe is not faster than the baseline in every seed: there is "
+                         "no speed-up to share out")
+    return [sum(w[s] for w in worths) / total[s] for s in range(len(total))]
