@@ -102,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=None, help="epoch budget of every row")
     parser.add_argument("--tune", nargs="*", type=float, default=None,
-                        help="LRs to try for the last row on the validation split")
+                        help="LRs to try for one row (--tune-row) on the validation split")
+    parser.add_argument("--tune-row", type=int, default=-1, help="the stack row whose LR --tune sweeps")
     args = parser.parse_args(argv)
     device = get_device()
     epochs = args.epochs or budget_epochs(size_policy(device))
@@ -110,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     seeds = list(range(args.seeds))
     if args.tune is not None:
         data, source = load_data(device, validation=True)
-        tuned = [rows[-1].but(f"lr {lr:g}", lr=lr) for lr in args.tune]
+        row = rows[args.tune_row]
+        tuned = [row.but(f"{row.name}, lr {lr:g}", lr=lr) for lr in args.tune]
         run_rows(tuned, data, seeds, device, record_path(device, "time_to_accuracy_tuning"), source, "tune")
         return 0
     data, source = load_data(device, validation=False)
