@@ -5,6 +5,8 @@ Every row trains on all 60,000 training images and is judged on the 10,000 test 
 - ``stack``: the baseline recipe of notebook 00, then one tip added per row
   (``course_utils.speedrun.stack``), each row with the same epoch budget;
 - ``ablation``: the last row with one tip removed at a time (``speedrun.ablations``);
+- ``budgets``: the last row at a quarter, half and twice the budget (``speedrun.budget_rows``),
+  where the goals for low targets are judged;
 - ``last``: only the last row (``python benchmarks/time_to_accuracy.py --rows last`` reproduces
   the table's last row).
 
@@ -18,7 +20,7 @@ matmul peak and each row's training FLOPs per image.
 training images), so the test set is never used for a choice.
 
 Usage (from the repository root):
-``python benchmarks/time_to_accuracy.py [--rows stack|ablation|last|all] [--seeds 3] [--epochs E]``
+``python benchmarks/time_to_accuracy.py [--rows stack|ablation|budgets|last|all] [--seeds 3] [--epochs E]``
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ from course_utils.speedrun import (
     SpeedrunData,
     ablations,
     budget_epochs,
+    budget_rows,
     matmul_peak,
     run_recipe,
     stack,
     summarize,
+    tips_for,
     training_flops,
 )
 
@@ -98,7 +102,7 @@ def run_rows(rows, data, seeds, device, path: Path, source: str, group: str, fir
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rows", choices=("stack", "ablation", "last", "all"), default="all")
+    parser.add_argument("--rows", choices=("stack", "ablation", "budgets", "last", "all"), default="all")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=float, default=None, help="epoch budget of every row")
     parser.add_argument("--tune", nargs="*", type=float, default=None,
@@ -107,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = get_device()
     epochs = args.epochs or budget_epochs(size_policy(device))
-    rows = stack(epochs=epochs)
+    tips = tips_for(device)
+    rows = stack(tips=tips, epochs=epochs)
     seeds = list(range(args.seeds))
     if args.tune is not None:
         data, source = load_data(device, validation=True)
@@ -122,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     elif args.rows == "last":
         run_rows(rows[-1:], data, seeds, device, path, source, "stack", first=len(rows) - 1)
     if args.rows in ("ablation", "all"):
-        run_rows(ablations(rows), data, seeds, device, path, source, "ablation")
+        run_rows(ablations(rows, tips), data, seeds, device, path, source, "ablation")
+    if args.rows in ("budgets", "all"):
+        run_rows(budget_rows(rows[-1]), data, seeds, device, path, source, "budgets")
     print(f"written to {path}")
     return 0
 

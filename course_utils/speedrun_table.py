@@ -65,6 +65,25 @@ def goals_met(summary: Summary, goals: Mapping[float, float]) -> dict[str, tuple
     return out
 
 
+def goals_over_budgets(summaries: Mapping[str, Summary],
+                       goals: Mapping[float, float]) -> dict[str, tuple[bool, str, list[float | None]]]:
+    """For each ``{accuracy: seconds}`` goal, judged over several budgets of one recipe (row
+    name -> summary): met if some row has every seed there in time. Returns (met, the row, its
+    times): the first row that meets it, else the row with the most seeds in time (the first
+    such row on a tie)."""
+    if not summaries:
+        raise ValueError("no rows to judge the goals on")
+    out = {}
+    for accuracy, limit in goals.items():
+        key = f"{accuracy:.0%} in {limit:g} s"
+        judged = {name: goals_met(summary, {accuracy: limit})[key] for name, summary in summaries.items()}
+        in_time = {name: sum(t is not None and t <= limit for t in times)
+                   for name, (_, times) in judged.items()}
+        name = next((n for n in judged if judged[n][0]), None) or max(judged, key=in_time.__getitem__)
+        out[key] = (judged[name][0], name, judged[name][1])
+    return out
+
+
 def speedup_at_baseline_best(baseline: Summary, final: Summary) -> tuple[float, float | None]:
     """The baseline's best accuracy (mean over seeds) and how many times faster ``final``
     reaches it (mean seconds over mean seconds), or None if some seed of ``final`` never does."""

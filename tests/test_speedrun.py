@@ -7,9 +7,12 @@ from course_utils.speedrun import (
     Recipe,
     RunResult,
     SpeedrunData,
+    budget_rows,
     matmul_peak,
     run_recipe,
+    stack,
     summarize,
+    tips_for,
     training_flops,
 )
 
@@ -89,3 +92,18 @@ def test_flops_match_a_hand_count():
 def test_matmul_peak_is_positive_and_finite():
     peak = matmul_peak("cpu", size=128, repeats=2)
     assert 1e6 < peak < 1e15
+
+
+def test_budget_rows_change_only_the_epochs():
+    final = stack(epochs=4)[-1]
+    rows = budget_rows(final)
+    assert [r.epochs for r in rows] == [1, 2, 8] and rows[0].name == "full recipe, 1 epoch"
+    assert all(r.but(epochs=4, name=final.name) == final for r in rows)
+    with pytest.raises(ValueError, match="positive"):
+        budget_rows(final, (0,))
+
+
+def test_gpu_tips_only_on_cuda():
+    assert tips_for("cpu") == tips_for(torch.device("cpu"))
+    assert [t[0] for t in tips_for("cuda")][-2:] == ["bf16 autocast", "torch.compile"]
+    assert len(tips_for("cuda")) == len(tips_for("cpu")) + 2

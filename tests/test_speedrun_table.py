@@ -8,6 +8,7 @@ from course_utils.speedrun_table import (
     common_accuracy,
     compound_share,
     goals_met,
+    goals_over_budgets,
     seconds_to,
     speedup_at_baseline_best,
     table_markdown,
@@ -44,6 +45,16 @@ def test_goals_need_every_seed_in_time():
     met = goals_met(FAST, {0.90: 2.5, 0.93: 5.0})
     assert met["90% in 2.5 s"] == (True, [2.0, 2.2])
     assert met["93% in 5 s"][0] is False  # one seed never got there
+
+
+def test_goals_over_budgets_take_the_row_that_meets_them():
+    short = summary([[(0.5, 0.90), (1.0, 0.91)], [(0.6, 0.905), (1.2, 0.91)]])
+    met = goals_over_budgets({"long": FAST, "short": short}, {0.90: 1.0, 0.93: 5.0, 0.95: 1.0})
+    assert met["90% in 1 s"] == (True, "short", [0.5, 0.6])  # the long budget gets there at 2 s
+    assert met["93% in 5 s"] == (False, "long", [3.0, None])  # one seed of 'long' in time beats none
+    assert met["95% in 1 s"][0] is False
+    with pytest.raises(ValueError, match="no rows"):
+        goals_over_budgets({}, {0.9: 1.0})
 
 
 def test_speedup_at_the_baselines_best():
