@@ -91,11 +91,12 @@ lab: venv data
 
 execute: venv data
 	@for nb in $(NOTEBOOKS); do \
-	  echo "== $$nb"; \
+	  echo "== $$nb"; start=$$SECONDS; \
 	  $(PY) -c 'import sys, nbformat; nb = nbformat.read(sys.argv[1], 4); nb.metadata.pop("widgets", None); nbformat.write(nb, sys.argv[1])' "$$nb"; \
 	  $(BIN)/jupyter nbconvert --to notebook --execute --inplace \
 	    --ExecutePreprocessor.timeout=600 --ExecutePreprocessor.kernel_name=python3 \
 	    --ExecutePreprocessor.store_widget_state=False "$$nb"; \
+	  echo "   $$nb: $$((SECONDS - start)) s (kernel start included)"; \
 	done
 
 benchmark: venv
