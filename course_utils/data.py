@@ -152,16 +152,18 @@ TRAIN_SPLIT_STATS = {"fashion_mnist": ((0.2859,), (0.3529,))}
 
 
 def course_split(dataset: ImageDataset, *, train_size: int, sizes: SizePolicy,
-                 val_size: int = VAL_SIZE, seed: int = SPLIT_SEED) -> tuple[ImageDataset, ImageDataset]:
+                 val_size: int = VAL_SIZE, seed: int = SPLIT_SEED,
+                 power: float = 1.0) -> tuple[ImageDataset, ImageDataset]:
     """The course's split: ``val_size`` held-out validation images (the same in every notebook)
-    and a seeded training subset of ``train_size`` at scale 1, sized by ``sizes``.
+    and a seeded training subset of ``train_size`` at scale 1, sized by ``sizes`` (grown as
+    ``scale ** power``; ``power=0`` keeps a deliberately small subset the same everywhere).
 
     Both are clamped to the data available (the fallback data holds 1,437 training images):
     the validation set to a quarter of it, the training subset to the rest, with a notice.
     """
     val_size = sizes.count(val_size, name="VAL_SIZE", scaled=False, available=max(1, len(dataset) // 4))
     rest, val_set = train_val_split(dataset, val_size, seed=seed)
-    train_size = sizes.count(train_size, name="TRAIN_SIZE", available=len(rest))
+    train_size = sizes.count(train_size, name="TRAIN_SIZE", available=len(rest), power=power)
     return subset(rest, train_size, seed=seed), val_set
 
 

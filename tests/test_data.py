@@ -474,3 +474,18 @@ def test_dataloader_with_a_seed_is_reproducible():
     assert ids(dataloader(data, batch_size=6, drop_last=True)) == [list(range(i, i + 6)) for i in (0, 6, 12)]
     images, _ = next(iter(dataloader(data, batch_size=4)))
     assert images.shape == (4, 1, 5, 5) and images.dtype == torch.float32
+
+
+def test_course_split_scales_clamps_and_keeps_small_subsets_small(capsys):
+    from course_utils.data import course_split
+    from course_utils.sizing import SizePolicy
+
+    data = make_dataset(n=400)
+    gpu = SizePolicy(scale=4, device="cuda", origin="default")
+    train, val = course_split(data, train_size=20, sizes=gpu, val_size=50)
+    assert (len(train), len(val)) == (80, 50)  # the training subset grows with the scale...
+    assert set(train.targets.tolist()).isdisjoint(val.targets.tolist())  # ...and never meets validation
+    small, val_again = course_split(data, train_size=20, sizes=gpu, val_size=50, power=0)
+    assert len(small) == 20 and torch.equal(val_again.targets, val.targets)  # power=0: the same everywhere
+    clamped, _ = course_split(data, train_size=1000, sizes=gpu, val_size=50)
+    assert len(clamped) == 350 and "TRAIN_SIZE" in capsys.readouterr().out  # clamped, with a notice
