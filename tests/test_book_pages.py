@@ -172,3 +172,24 @@ def test_every_explorer_cell_is_tagged():
             shows = c["cell_type"] == "code" and re.search(r"^\w+_explorer\(", source, re.MULTILINE)
             tagged = "explorer" in c.get("metadata", {}).get("tags", [])
             assert bool(shows) == tagged, f"{path.name} cell {index}: tag `explorer` iff it shows an explorer"
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.])/(?:work|root|home|tmp|Users|check|content|opt|var|mnt)/")
+
+
+def test_compared_outputs_name_no_machine_path():
+    """nbval compares text outputs, so one that prints where this machine keeps its data or cache
+    fails on every other machine (CI checks out under a different root). Such cells are tagged
+    ``nbval-ignore-output``, or print something that does not depend on the machine."""
+    offenders = []
+    for path in NOTEBOOKS:
+        for index, c in enumerate(json.loads(path.read_text(encoding="utf-8"))["cells"]):
+            tags = c.get("metadata", {}).get("tags", [])
+            if c["cell_type"] != "code" or {"nbval-ignore-output", "nbval-skip"} & set(tags):
+                continue
+            for out in c.get("outputs", []):
+                texts = [out.get("text", "")] + [out.get("data", {}).get(k, "") for k in ("text/plain", "text/html")]
+                found = MACHINE_PATH.search("".join("".join(t) for t in texts))
+                if found:
+                    offenders.append(f"{path.name} cell {index}: ...{found.group(0)}...")
+    assert not offenders, "compared outputs that name a path on this machine:\n" + "\n".join(offenders)
