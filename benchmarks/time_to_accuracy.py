@@ -7,8 +7,13 @@ Every row trains on all 60,000 training images and is judged on the 10,000 test 
 - ``ablation``: the last row with one tip removed at a time (``speedrun.ablations``);
 - ``budgets``: the last row at a quarter, half and twice the budget (``speedrun.budget_rows``),
   where the goals for low targets are judged;
-- ``last``: only the last row (``python benchmarks/time_to_accuracy.py --rows last`` reproduces
-  the table's last row).
+- ``last``: only the last row, written over the record's (to update the record).
+
+``--check`` re-runs the last row with the record's seeds and judges it against the record by the
+rule of ``course_utils.speedrun_table.reproduction`` (seeds paired, within 2 standard deviations
+of the record's seeds, times also taken at the record's throughput, since a busier machine
+changes them); it leaves the record alone, appends the sitting to
+``notebooks/results/time_to_accuracy_<device>_checks.json`` and exits 1 if it does not reproduce.
 
 Each row runs ``--seeds`` seeds. The training clock excludes the test evaluations (4 per epoch)
 and includes compiling. The JSON record (``notebooks/results/time_to_accuracy_<device>.json``,
@@ -21,6 +26,7 @@ training images), so the test set is never used for a choice.
 
 Usage (from the repository root):
 ``python benchmarks/time_to_accuracy.py [--rows stack|ablation|budgets|last|all] [--seeds 3] [--epochs E]``
+``python benchmarks/time_to_accuracy.py --check``
 """
 
 from __future__ import annotations
@@ -34,7 +40,7 @@ from pathlib import Path
 
 import torch
 
-from course_utils.data import VAL_SIZE, course_split, get_dataset, normalization
+from course_utils.data import VAL_SIZE, course_split, get_dataset
 from course_utils.hardware import cpu_name, describe_accelerator, get_device
 from course_utils.results import atomic_write_text, read_json
 from course_utils.sizing import size_policy
@@ -50,6 +56,7 @@ from course_utils.speedrun import (
     tips_for,
     training_flops,
 )
+from course_utils.speedrun_table import reproduction
 
 RESULTS = Path(__file__).resolve().parent.parent / "notebooks" / "results"
 TARGETS = (0.85, 0.90, 0.92, 0.93)
@@ -63,9 +70,7 @@ def load_data(device: torch.device, *, validation: bool) -> tuple[SpeedrunData, 
                                            sizes=size_policy("cpu"))
     else:
         train_set, test_set = train_full, get_dataset("fashion_mnist", train=False)
-    (x, y), (tx, ty) = train_set.tensors(), test_set.tensors()
-    mean, std = normalization(train_set)
-    data = SpeedrunData(x.to(device), y.to(device), tx.to(device), ty.to(device), mean, std)
+    data = SpeedrunData.from_datasets(train_set, test_set, device)
     return data, train_full.source
 
 
@@ -100,6 +105,40 @@ def run_rows(rows, data, seeds, device, path: Path, source: str, group: str, fir
               flush=True)
 
 
+def check_last_row(rows, data, device, path: Path, source: str) -> int:
+    """Re-run the record's last row with its seeds; judge, record the sitting, return 0 or 1."""
+    if not path.is_file():
+        raise SystemExit(f"{path} does not exist: make the record first (--rows all)")
+    record = read_json(path, regenerate="re-run this benchmark with --rows all")
+    recipe = rows[-1]
+    recorded = record["rows"].get(recipe.name)
+    if recorded is None or recorded["recipe"] != json.loads(json.dumps(recipe.__dict__)):
+        raise SystemExit(f"the record has no row {recipe.name!r} made with today's recipe: the stack "
+                         "changed since the record was made; re-run --rows all")
+    print(f"re-running {recipe.name!r}, seeds {recorded['seeds']} (recorded {recorded['date']}) ...",
+          flush=True)
+    peak = matmul_peak(device)
+    rerun = summarize([run_recipe(recipe, data, seed=seed) for seed in recorded["seeds"]], TARGETS)
+    result = reproduction(recorded, rerun, TARGETS)
+    print(result)
+    print(f"fp32 matmul peak now {peak / 1e9:.0f} GFLOP/s, in the record "
+          f"{record['matmul_peak_flops'] / 1e9:.0f}")
+    checks_path = path.with_name(f"{path.stem}_checks.json")
+    log = read_json(checks_path, regenerate="delete it") if checks_path.is_file() else {"sittings": []}
+    log["sittings"].append({
+        "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), "command": command(),
+        "hardware": f"{cpu_name()} ({os.cpu_count()} logical cores, {torch.get_num_threads()} torch threads)",
+        "torch": torch.__version__, "data": source.split(" ")[0], "row": recipe.name,
+        "record_date": recorded["date"], "matmul_peak_flops": peak, "speed_ratio": result.speed_ratio,
+        "reproduces": result.holds, "identical_accuracy": result.identical_accuracy,
+        "checks": [{"metric": c.metric, "recorded": c.recorded, "spread": c.spread,
+                    "difference": c.difference, "within": c.holds} for c in result.checks],
+        "rerun": {k: v for k, v in rerun.items() if k != "curves"}})
+    atomic_write_text(checks_path, json.dumps(log, indent=1) + "\n")
+    print(f"sitting appended to {checks_path}")
+    return 0 if result.holds else 1
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", choices=("stack", "ablation", "budgets", "last", "all"), default="all")
@@ -108,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tune", nargs="*", type=float, default=None,
                         help="LRs to try for one row (--tune-row) on the validation split")
     parser.add_argument("--tune-row", type=int, default=-1, help="the stack row whose LR --tune sweeps")
+    parser.add_argument("--check", action="store_true",
+                        help="re-run the record's last row and judge it against it (record unchanged)")
     args = parser.parse_args(argv)
     device = get_device()
     epochs = args.epochs or budget_epochs(size_policy(device))
@@ -122,6 +163,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     data, source = load_data(device, validation=False)
     path = record_path(device)
+    if args.check:
+        return check_last_row(rows, data, device, path, source)
     if args.rows in ("stack", "all"):
         run_rows(rows, data, seeds, device, path, source, "stack")
     elif args.rows == "last":

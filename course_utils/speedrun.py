@@ -22,6 +22,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from course_utils.bench import synchronize
+from course_utils.data import ImageDataset, normalization
 from course_utils.models import small_cnn
 from course_utils.schedules import make_scheduler, one_cycle, warmup_cosine
 from course_utils.sizing import SizePolicy
@@ -80,6 +81,13 @@ class SpeedrunData:
     test_y: torch.Tensor
     mean: tuple[float, ...]
     std: tuple[float, ...]
+
+    @classmethod
+    def from_datasets(cls, train: ImageDataset, test: ImageDataset,
+                      device: torch.device | str) -> SpeedrunData:
+        """Both sets moved to ``device`` whole, with the training set's normalization."""
+        (x, y), (test_x, test_y) = train.tensors(), test.tensors()
+        return cls(x.to(device), y.to(device), test_x.to(device), test_y.to(device), *normalization(train))
 
 
 @dataclass

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import statistics
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from course_utils.results import format_mean_std
 from course_utils.verdicts import Evidence, effect
@@ -126,3 +127,105 @@ def compound_share(baseline: Summary, final: Summary, ablated: Sequence[Summary]
         raise ValueError("the full recipe is not faster than the baseline in every seed: there is "
                          "no speed-up to share out")
     return [sum(w[s] for w in worths) / total[s] for s in range(len(total))]
+
+
+# How a re-run of a recorded row is judged (``benchmarks/time_to_accuracy.py --check`` and
+# notebook 13's live row). Stated before any re-run, and the same for every metric:
+# - seeds are paired: a re-run seed is compared with the same seed of the record;
+# - the record's spread of a metric is twice the standard deviation over the record's seeds
+#   (about 95% of single runs under a normal model); a re-run holds when the mean of its paired
+#   differences lies within it;
+# - time scales with the machine's speed at the sitting, which a busy or throttled machine
+#   changes by tens of percent, so each re-run time is also shown at the record's throughput
+#   (times the seed's images/s now over its images/s in the record). On the same hardware and
+#   torch the accuracy curves repeat, and this adjusted time is what must hold; the raw time
+#   holds only if the machine is as fast as when the record was made.
+SPREAD_SDS = 2.0
+
+
+@dataclass(frozen=True)
+class Check:
+    """One metric of a re-run against the record: the record's mean and spread (± ``spread``)
+    over its seeds, the mean paired difference of the re-run, and whether it lies within."""
+
+    metric: str
+    recorded: float
+    spread: float
+    difference: float | None  # None: a re-run seed never got there
+    unit: str
+
+    @property
+    def holds(self) -> bool:
+        return self.difference is not None and abs(self.difference) <= self.spread
+
+
+@dataclass(frozen=True)
+class Reproduction:
+    """A re-run of one recorded row, metric by metric (see :func:`reproduction`)."""
+
+    seeds: tuple[int, ...]
+    speed_ratio: float  # the re-run's images/s over the record's, paired seeds, median
+    identical_accuracy: bool
+    checks: tuple[Check, ...]
+
+    @property
+    def holds(self) -> bool:
+        """Every metric within the record's spread, times taken at the record's throughput."""
+        return all(c.holds for c in self.checks if not c.metric.endswith("(as measured)"))
+
+    def __str__(self) -> str:
+        lines = [f"re-run of seeds {list(self.seeds)} against the record; this sitting's speed: "
+                 f"{self.speed_ratio:.2f}x the record's images/s"]
+        for c in self.checks:
+            step = " pp" if c.unit == " %" else c.unit  # a difference of percentages is in points
+            got = "never got there" if c.difference is None else f"{c.difference:+.2f}{step}"
+            lines.append(f"  {c.metric:<44} record {c.recorded:8.2f}{c.unit} ± {c.spread:.2f}{step}   "
+                         f"re-run {got:>16}   {'within' if c.holds else 'OUTSIDE'}")
+        if self.identical_accuracy:
+            lines.append("the final accuracies are identical to the record's, seed by seed")
+        lines.append("verdict: "
+                     + ("reproduces the record within its spread" if self.holds else
+                        "does NOT reproduce the record within its spread"))
+        return "\n".join(lines)
+
+
+def reproduction(recorded: Summary, rerun: Summary, targets: Sequence[float]) -> Reproduction:
+    """Judge a re-run of a recorded row by the rule above (``SPREAD_SDS`` standard deviations
+    of the record's seeds, seeds paired, times also at the record's throughput).
+
+    Checks the final accuracy and the seconds to every target that all the record's seeds
+    reached. Raises ValueError when the re-run shares no seed with the record or the record
+    has fewer than two seeds (no spread to judge against)."""
+    index = {seed: i for i, seed in enumerate(recorded["seeds"])}
+    pairs = [(index[seed], j) for j, seed in enumerate(rerun["seeds"]) if seed in index]
+    if not pairs:
+        raise ValueError(f"the re-run ran seeds {list(rerun['seeds'])} and the record holds "
+                         f"{list(recorded['seeds'])}: run at least one of the record's seeds")
+    if len(recorded["seeds"]) < 2:
+        raise ValueError("the record holds one seed: it states no spread to reproduce within")
+
+    def spread(values: Sequence[float]) -> float:
+        return SPREAD_SDS * statistics.stdev(values)
+
+    def mean_difference(pairs_of_values: Sequence[tuple[float, float | None]]) -> float | None:
+        if any(b is None for _, b in pairs_of_values):
+            return None
+        return statistics.mean(b - a for a, b in pairs_of_values)
+
+    rec_acc, new_acc = recorded["final_acc"], rerun["final_acc"]
+    checks = [Check("final test accuracy", 100 * statistics.mean(rec_acc), 100 * spread(rec_acc),
+                    mean_difference([(100 * rec_acc[i], 100 * new_acc[j]) for i, j in pairs]), " %")]
+    rates = [rerun["images_per_s"][j] / recorded["images_per_s"][i] for i, j in pairs]
+    for target in targets:
+        rec_times, new_times = seconds_to(recorded, target), seconds_to(rerun, target)
+        if any(t is None for t in rec_times):
+            continue  # not every recorded seed got there: the record states no time for it
+        raw = [(rec_times[i], new_times[j]) for i, j in pairs]
+        adjusted = [(a, None if b is None else b * rate) for (a, b), rate in zip(raw, rates, strict=True)]
+        for label, values in (("at the record's throughput", adjusted), ("as measured", raw)):
+            checks.append(Check(f"seconds to {target:.0%} ({label})", statistics.mean(rec_times),
+                                spread(rec_times), mean_difference(values), " s"))
+    return Reproduction(seeds=tuple(rerun["seeds"][j] for _, j in pairs),
+                        speed_ratio=statistics.median(rates),
+                        identical_accuracy=all(rec_acc[i] == new_acc[j] for i, j in pairs),
+                        checks=tuple(checks))

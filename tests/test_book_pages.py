@@ -188,7 +188,8 @@ def test_compared_outputs_name_no_machine_path():
             if c["cell_type"] != "code" or {"nbval-ignore-output", "nbval-skip"} & set(tags):
                 continue
             for out in c.get("outputs", []):
-                texts = [out.get("text", "")] + [out.get("data", {}).get(k, "") for k in ("text/plain", "text/html")]
+                data = out.get("data", {})
+                texts = [out.get("text", ""), data.get("text/plain", ""), data.get("text/html", "")]
                 found = MACHINE_PATH.search("".join("".join(t) for t in texts))
                 if found:
                     offenders.append(f"{path.name} cell {index}: ...{found.group(0)}...")

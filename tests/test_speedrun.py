@@ -107,3 +107,18 @@ def test_gpu_tips_only_on_cuda():
     assert tips_for("cpu") == tips_for(torch.device("cpu"))
     assert [t[0] for t in tips_for("cuda")][-2:] == ["bf16 autocast", "torch.compile"]
     assert len(tips_for("cuda")) == len(tips_for("cpu")) + 2
+
+
+def test_from_datasets_moves_both_sets_whole_with_the_training_normalization():
+    from course_utils.data import ImageDataset, normalization
+
+    generator = torch.Generator().manual_seed(0)
+    train = ImageDataset(torch.randint(0, 256, (20, 1, 4, 4), dtype=torch.uint8, generator=generator),
+                         torch.arange(20) % 3, ("a", "b", "c"), name="toy", source="test")
+    test = ImageDataset(torch.full((5, 1, 4, 4), 255, dtype=torch.uint8), torch.zeros(5, dtype=torch.long),
+                        ("a", "b", "c"), name="toy", source="test")
+    data = SpeedrunData.from_datasets(train, test, "cpu")
+    assert data.train_x.shape == (20, 1, 4, 4) and data.train_x.dtype == torch.float32
+    assert torch.equal(data.train_x, train.images.float() / 255) and torch.equal(data.train_y, train.targets)
+    assert torch.equal(data.test_x, torch.ones(5, 1, 4, 4)) and len(data.test_y) == 5
+    assert (data.mean, data.std) == tuple(normalization(train))  # the training set's, not the test set's

@@ -9,6 +9,7 @@ from course_utils.speedrun_table import (
     compound_share,
     goals_met,
     goals_over_budgets,
+    reproduction,
     seconds_to,
     speedup_at_baseline_best,
     table_markdown,
@@ -79,3 +80,46 @@ def test_compound_share_is_one_for_independent_tips():
     assert compound_share(base, final, halves) == pytest.approx([1.0, 1.0])
     with pytest.raises(ValueError, match="not faster"):
         compound_share(final, final, halves)
+
+
+def seeded(seeds, curves, rates):
+    out = summary(curves)
+    out.update(seeds=list(seeds), images_per_s=list(rates))
+    return out
+
+
+RECORD = seeded([0, 1, 2],
+                [[(1.0, 0.86), (2.0, 0.91)], [(1.2, 0.87), (2.4, 0.90)], [(1.1, 0.85), (2.2, 0.905)]],
+                [1000.0, 1000.0, 1000.0])
+
+
+def test_the_same_curves_on_a_slower_sitting_reproduce_at_the_records_throughput():
+    # the same seeds' curves, every time 1.5x longer because the machine runs at 2/3 of its speed
+    slower = seeded([2, 0], [[(t * 1.5, a) for t, a in RECORD["curves"][i]] for i in (2, 0)], [2000 / 3] * 2)
+    result = reproduction(RECORD, slower, (0.85, 0.90, 0.95))
+    assert result.seeds == (2, 0) and result.identical_accuracy
+    assert result.speed_ratio == pytest.approx(2 / 3)
+    checks = {c.metric: c for c in result.checks}
+    assert "seconds to 95% (as measured)" not in checks  # no recorded seed got there: no spread stated
+    adjusted = checks["seconds to 90% (at the record's throughput)"]
+    assert adjusted.difference == pytest.approx(0.0) and adjusted.holds
+    raw = checks["seconds to 90% (as measured)"]
+    assert raw.difference == pytest.approx(0.5 * (2.2 + 2.0) / 2) and not raw.holds  # 1.1 s > 2 x 0.2 s
+    assert result.holds and "reproduces the record" in str(result) and "OUTSIDE" in str(result)
+
+
+def test_a_rerun_with_other_accuracies_or_a_missed_target_does_not_reproduce():
+    worse = seeded([0, 1], [[(1.0, 0.80), (2.0, 0.84)], [(1.2, 0.81), (2.4, 0.83)]], [1000.0] * 2)
+    result = reproduction(RECORD, worse, (0.85, 0.90))
+    checks = {c.metric: c for c in result.checks}
+    assert checks["final test accuracy"].difference == pytest.approx(-7.0)  # 84 - 91 and 83 - 90 points
+    assert checks["seconds to 90% (at the record's throughput)"].difference is None
+    assert not result.holds and "does NOT reproduce" in str(result)
+
+
+def test_reproduction_needs_a_shared_seed_and_a_recorded_spread():
+    with pytest.raises(ValueError, match="run at least one of the record's seeds"):
+        reproduction(RECORD, seeded([7], RECORD["curves"][:1], [1000.0]), (0.9,))
+    with pytest.raises(ValueError, match="states no spread"):
+        one = seeded([0], RECORD["curves"][:1], [1000.0])
+        reproduction(one, one, (0.9,))
