@@ -122,3 +122,60 @@ def test_from_datasets_moves_both_sets_whole_with_the_training_normalization():
     assert torch.equal(data.train_x, train.images.float() / 255) and torch.equal(data.train_y, train.targets)
     assert torch.equal(data.test_x, torch.ones(5, 1, 4, 4)) and len(data.test_y) == 5
     assert (data.mean, data.std) == tuple(normalization(train))  # the training set's, not the test set's
+
+
+def cifar_like(n=96, generator_seed=0):
+    """Synthetic data of CIFAR-10's shape: 3x32x32 images whose class is a bright column block."""
+    generator = torch.Generator().manual_seed(generator_seed)
+    y = torch.randint(0, 10, (n,), generator=generator)
+    x = torch.rand(n, 3, 32, 32, generator=generator) * 0.3
+    for c in range(10):
+        x[y == c, :, 3 * c:3 * c + 3, :] += 0.6  # rows: survive flips and 2-pixel shifts mostly
+    return SpeedrunData(x[:64], y[:64], x[64:], y[64:], (0.35,) * 3, (0.25,) * 3)
+
+
+def test_the_cifar10_recipe_trains_a_resnet9_on_augmented_32x32_batches():
+    from course_utils.speedrun import CIFAR10_TARGETS, cifar10_recipe
+
+    recipe = cifar10_recipe("cpu")
+    assert (recipe.model, recipe.flip, recipe.shift, recipe.tta_flip, recipe.amp, recipe.compile) == \
+        ("resnet9", True, 2, True, None, False)
+    assert cifar10_recipe("cuda").amp == "bf16" and cifar10_recipe("cuda").width == 64
+    small = recipe.but(width=4, batch_size=16, epochs=2)
+    result = run_recipe(small, cifar_like(), seed=0)
+    assert result.images == 2 * 64 and len(result.test_acc) == 2 * 4  # 4 evaluations per epoch
+    assert all(0 <= a <= 1 for a in result.test_acc)
+    summary = summarize([result], CIFAR10_TARGETS)
+    assert list(summary["time_to"]) == ["0.90", "0.93", "0.94"]
+    assert training_flops(small, cifar_like()) > 0
+
+
+def test_batch_augmentation_keeps_shape_and_layout_and_changes_the_images():
+    from course_utils.speedrun import _augment
+
+    x = cifar_like().train_x[:8].contiguous(memory_format=torch.channels_last)
+    recipe = Recipe("aug", flip=True, shift=2, channels_last=True)
+    out = _augment(recipe, x, torch.Generator().manual_seed(0))
+    assert out.shape == x.shape and out.is_contiguous(memory_format=torch.channels_last)
+    assert not torch.equal(out, x)
+    same = _augment(recipe, x, torch.Generator().manual_seed(0))
+    assert torch.equal(out, same)  # seeded: the same draws
+
+
+def test_recipe_refuses_unknown_models_and_bad_shifts():
+    with pytest.raises(ValueError, match="model='vit'"):
+        Recipe("x", model="vit")
+    for shift in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="shift must be a whole number of pixels"):
+            Recipe("x", shift=shift)
+
+
+def test_a_record_made_before_a_field_existed_still_matches_at_its_default():
+    from course_utils.speedrun import matches_record
+
+    recipe = Recipe("r", lr=0.2)
+    old = {k: v for k, v in recipe.__dict__.items() if k not in ("flip", "shift", "model")}
+    assert matches_record(recipe, old)
+    assert not matches_record(recipe.but(flip=True), old)  # a new field away from its default
+    assert not matches_record(recipe, {**old, "lr": 0.4})
+    assert not matches_record(recipe, {**recipe.__dict__, "retired_field": 1})

@@ -72,3 +72,28 @@ def test_check_fails_against_a_record_it_does_not_reproduce(bench, data, tmp_pat
         bench.check_last_row(stack(epochs=3), data, torch.device("cpu"), path, "synthetic")
     with pytest.raises(SystemExit, match="make the record first"):
         bench.check_last_row(rows, data, torch.device("cpu"), tmp_path / "missing.json", "synthetic")
+
+
+def test_cifar10_without_the_data_stops_with_a_message(bench, tmp_path, monkeypatch):
+    monkeypatch.delenv("COURSE_DATA_DIR", raising=False)
+    monkeypatch.setenv("COURSE_OFFLINE", "1")
+    monkeypatch.setenv("COURSE_NO_SYSTEM_DATA", "1")
+    monkeypatch.setenv("COURSE_CACHE_DIR", str(tmp_path))
+    with pytest.raises(SystemExit, match="cifar10 is not available on this machine"):
+        bench.main(["--dataset", "cifar10", "--rows", "last"])
+
+
+def test_the_cifar10_row_records_and_checks_on_data_of_its_shape(bench, tmp_path, capsys):
+    from course_utils.speedrun import CIFAR10_TARGETS, cifar10_recipe
+
+    generator = torch.Generator().manual_seed(0)
+    x, y = torch.rand(96, 3, 32, 32, generator=generator), torch.randint(0, 10, (96,), generator=generator)
+    data = SpeedrunData(x[:64], y[:64], x[64:], y[64:], (0.5,) * 3, (0.29,) * 3)
+    recipe = cifar10_recipe("cpu").but(width=4, batch_size=16, epochs=1)
+    path = tmp_path / "time_to_accuracy_cifar10_cpu.json"
+    bench.run_rows([recipe], data, [0, 1], torch.device("cpu"), path, "synthetic", "stack",
+                   targets=CIFAR10_TARGETS)
+    assert json.loads(path.read_text())["targets"] == [0.90, 0.93, 0.94]
+    assert bench.check_last_row([recipe], data, torch.device("cpu"), path, "synthetic",
+                                targets=CIFAR10_TARGETS) == 0
+    assert "verdict: reproduces" in capsys.readouterr().out
