@@ -179,3 +179,14 @@ def test_a_record_made_before_a_field_existed_still_matches_at_its_default():
     assert not matches_record(recipe.but(flip=True), old)  # a new field away from its default
     assert not matches_record(recipe, {**old, "lr": 0.4})
     assert not matches_record(recipe, {**recipe.__dict__, "retired_field": 1})
+
+
+def test_the_gpu_tips_run_on_the_cpu_too(data):
+    """bf16 autocast and torch.compile are stacked on CUDA only, but their code path (compiling
+    forward and backward on the clock, autocast in training and evaluation) runs anywhere."""
+    recipe = stack(tips=tips_for("cuda"), epochs=4)[-1].but(batch_size=64)
+    assert (recipe.amp, recipe.compile, recipe.channels_last) == ("bf16", True, True)
+    result = run_recipe(recipe, data, seed=0)
+    assert result.compile_seconds > 0 and result.total_train_seconds >= result.compile_seconds
+    assert result.images == 4 * 192 and len(result.test_acc) == 4 * 3  # 3 full batches per epoch
+    assert all(0 <= a <= 1 for a in result.test_acc)
