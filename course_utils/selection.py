@@ -7,7 +7,8 @@ that grid search: it scores every setting of a small grid with a few seeds and k
 mean, and it says when the best lies on the edge of the grid (the optimum may lie beyond it).
 
 Notebook 06 writes the one-line version from scratch (``max`` over mean validation scores);
-notebooks 06 and 07 use this helper.
+notebooks 06 and 07 use this helper. :func:`select_on_ladder` grows the grid along a ladder of
+settings until the best lies inside it (notebook 01).
 """
 
 from __future__ import annotations
@@ -111,3 +112,52 @@ def select(grid: Sequence[Hashable], score: Callable[[Hashable, int], float], *,
         raise ValueError("every setting of the grid diverged or scored non-finite: try smaller values")
     scores = {s: tuple(x if math.isfinite(x) else math.nan for x in v) for s, v in scores.items()}
     return Selection(best, scores, names, _edges(grid, best, names))
+
+
+def select_on_ladder(ladder: Sequence[Hashable], score: Callable[[Hashable, int], float], *,
+                     start: Sequence[Hashable], seeds: Sequence[int],
+                     names: Sequence[str] = ("lr",)) -> Selection:
+    """:func:`select` on a window of ``ladder`` that grows until the best lies inside it.
+
+    Starts with the settings from ``start[0]`` to ``start[-1]`` (a stretch of the ladder, e.g.
+    three learning rates). While the best is the window's lowest or highest rung and the ladder
+    goes further, the window grows by one rung that way and the search repeats; when every
+    setting tried diverged, it steps one rung down. Only new settings cost runs if ``score``
+    caches its results (``functools.cache``).
+
+    Args:
+        ladder: every setting the search may reach, in increasing order (e.g. LRs 3x apart).
+        start: the first window's lowest and highest settings, both on the ladder.
+
+    Returns:
+        The :class:`Selection` of the last window, whose best lies inside it or on an end of the
+        ladder (then its ``edges`` say so).
+
+    Raises:
+        ValueError: ``start`` is not on the ladder or is in the wrong order, or every setting
+            down to the ladder's lowest diverged.
+    """
+    ladder = list(ladder)
+    if len(set(ladder)) != len(ladder):
+        raise ValueError(f"the ladder repeats a setting: {ladder}")
+    if not start or any(s not in ladder for s in (start[0], start[-1])):
+        raise ValueError(f"start must begin and end on the ladder {ladder}, got {list(start)}")
+    low, high = ladder.index(start[0]), ladder.index(start[-1])
+    if low > high:
+        raise ValueError(f"start must run from low to high on the ladder, got {list(start)}")
+    while True:
+        try:
+            choice = select(ladder[low:high + 1], score, seeds=seeds, names=names)
+        except ValueError:  # every setting tried so far diverged: one rung down
+            if low == 0:
+                raise ValueError(f"every setting from {ladder[0]} to {ladder[high]} diverged, down to the "
+                                 "lowest of the ladder: extend the ladder downwards") from None
+            low -= 1
+            continue
+        best = ladder.index(choice.best)
+        if best == low and low > 0:
+            low -= 1
+        elif best == high and high < len(ladder) - 1:
+            high += 1
+        else:
+            return choice

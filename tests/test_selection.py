@@ -1,10 +1,11 @@
 """Tests for course_utils.selection: the per-arm grid search of notebooks 06 and 07."""
 
+import functools
 import math
 
 import pytest
 
-from course_utils.selection import Selection, select
+from course_utils.selection import Selection, select, select_on_ladder
 
 
 def test_select_keeps_the_best_mean_over_seeds():
@@ -63,3 +64,44 @@ def test_bad_arguments_raise_value_error(kwargs):
 def test_all_diverged_raises():
     with pytest.raises(ValueError, match="diverged"):
         select((0.1, 1.0), lambda lr, seed: math.inf * 0, seeds=(0,))
+
+
+LADDER = (0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0)
+
+
+def peaked_at(peak, diverge_above=math.inf):
+    """A validation score that peaks at ``peak`` on the ladder; NaN above ``diverge_above``."""
+    calls = []
+
+    def score(lr, seed):
+        calls.append(lr)
+        return math.nan if lr > diverge_above else 1.0 - abs(LADDER.index(lr) - LADDER.index(peak)) / 10
+    return score, calls
+
+
+@pytest.mark.parametrize("peak", [0.001, 0.01, 0.03, 0.1, 1.0])
+def test_the_ladder_window_grows_until_the_best_is_inside_or_at_the_ladders_end(peak):
+    score, calls = peaked_at(peak)
+    choice = select_on_ladder(LADDER, functools.cache(score), start=(0.01, 0.03, 0.1), seeds=[0])
+    assert choice.best == peak
+    if LADDER.index(peak) in (0, len(LADDER) - 1):
+        assert choice.edges  # the best on an end of the ladder: still reported as an edge
+    else:
+        assert choice.edges == ()
+    assert set(choice.scores) >= {0.01, 0.03, 0.1}
+
+
+def test_when_every_lr_diverges_the_window_steps_down():
+    score, _ = peaked_at(0.001, diverge_above=0.003)
+    choice = select_on_ladder(LADDER, functools.cache(score), start=(0.03, 0.1, 0.3), seeds=[0, 1])
+    assert choice.best == 0.001 and math.isnan(choice.mean(0.01))
+
+
+def test_ladder_errors_say_what_is_wrong():
+    score, _ = peaked_at(0.01)
+    with pytest.raises(ValueError, match="start must begin and end on the ladder"):
+        select_on_ladder(LADDER, score, start=(0.02, 0.1), seeds=[0])
+    with pytest.raises(ValueError, match="from low to high"):
+        select_on_ladder(LADDER, score, start=(0.1, 0.01), seeds=[0])
+    with pytest.raises(ValueError, match="extend the ladder downwards"):
+        select_on_ladder(LADDER, lambda lr, seed: math.nan, start=(0.01, 0.1), seeds=[0])
