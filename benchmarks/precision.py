@@ -233,7 +233,7 @@ def main() -> None:
     }
     print(f"accuracy (mlp, {ACC_EPOCHS} epoch(s)):")
     values["accuracy"] = accuracy(device, sizes, train_set, val_set)
-    suffix = "_fallback" if full.source.startswith("fallback") else ""
+    suffix = "_fallback" if full.is_fallback else ""
     path = save_results(f"precision_{device.type}{suffix}", copy.deepcopy(values), device=device,
                         folder=args.out)
     print(f"saved {path}")

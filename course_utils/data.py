@@ -46,6 +46,11 @@ class ImageDataset(Dataset):
         return (f"ImageDataset({self.name!r}: {len(self):,} images of {c}x{h}x{w}, "
                 f"{len(self.classes)} classes, from {self.source})")
 
+    @property
+    def is_fallback(self) -> bool:
+        """True when this is the fallback digits standing in for the requested dataset."""
+        return is_fallback(self.source)
+
     def tensors(self) -> tuple[torch.Tensor, torch.Tensor]:
         """All images as float32 in [0, 1] ``(N, C, H, W)`` and the labels ``(N,)``."""
         return self.images.float().div_(255), self.targets
@@ -54,6 +59,15 @@ class ImageDataset(Dataset):
         """A new dataset holding the rows ``indices`` (the same transform)."""
         return ImageDataset(self.images[indices], self.targets[indices], self.classes,
                             name=self.name, source=self.source, transform=self.transform)
+
+
+FALLBACK_SOURCE = "fallback: scikit-learn digits"  # the source of a dataset that fell back
+
+
+def is_fallback(source: str) -> bool:
+    """True for the source of data that fell back to the digits (an :class:`ImageDataset`'s
+    ``source``, or the ``data`` field of a record written from one)."""
+    return source.startswith("fallback")
 
 
 def _fallback_notice(name: str, reason: str) -> str:
@@ -93,7 +107,7 @@ def get_dataset(name: str, train: bool = True, *, transform: Callable | None = N
         channels, size = spec.shape[0], spec.shape[1]
         images, labels = load_digits(train, size=size)
         images = images.expand(-1, channels, -1, -1).contiguous()
-        classes, source = SPECS["digits"].classes, "fallback: scikit-learn digits"
+        classes, source = SPECS["digits"].classes, FALLBACK_SOURCE
     return ImageDataset(images, labels, classes, name=name, source=source, transform=transform)
 
 
@@ -174,7 +188,7 @@ def normalization(dataset: ImageDataset) -> tuple[tuple[float, ...], tuple[float
     training split only). Any other data (the fallback digits, MNIST, CIFAR-10) gets statistics
     computed on ``dataset`` itself, which must then be the training set.
     """
-    if dataset.name in TRAIN_SPLIT_STATS and not dataset.source.startswith("fallback"):
+    if dataset.name in TRAIN_SPLIT_STATS and not dataset.is_fallback:
         return TRAIN_SPLIT_STATS[dataset.name]
     mean, std = mean_std_streaming(dataset)
     return tuple(mean.tolist()), tuple(std.tolist())

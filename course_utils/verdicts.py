@@ -362,12 +362,13 @@ def record_verdicts(notebook: str, claims: Sequence[ClaimVerdict], *, device: An
     ``<notebook>--cuda.json``; a run on the fallback data writes ``...--cpu-fallback.json`` so it
     never replaces a real-data record. The write is atomic.
     """
+    from course_utils.data import is_fallback
     from course_utils.hardware import cpu_name, describe_accelerator
 
     if not claims or not all(isinstance(c, ClaimVerdict) for c in claims):
         raise ValueError("record_verdicts needs at least one ClaimVerdict (from judge)")
     kind = str(getattr(device, "type", device)).split(":")[0]
-    fallback = data.startswith("fallback")
+    fallback = is_fallback(data)
     record = {
         "notebook": notebook, "device": kind, "fallback_data": fallback, "data": data,
         "scale": scale, "protocol": PROTOCOL,

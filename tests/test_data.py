@@ -17,6 +17,7 @@ from course_utils.data import (
     TensorLoader,
     dataloader,
     get_dataset,
+    is_fallback,
     mean_std_one_batch,
     mean_std_streaming,
     subset,
@@ -123,6 +124,7 @@ def test_fashion_mnist_falls_back_to_digits_with_a_notice(no_network, capsys):
     assert expected in out
     assert train.images.dtype == torch.uint8 and train.images.shape == (1437, 1, 28, 28)
     assert train.classes == DIGIT_CLASSES and train.source == "fallback: scikit-learn digits"
+    assert train.is_fallback and is_fallback(train.source)
     assert set(train.targets.tolist()) == set(range(10))
     image, _ = train[0]
     assert image.shape == (1, 28, 28) and 0 <= image.min() and image.max() <= 1
@@ -183,6 +185,7 @@ def test_real_fashion_mnist_from_shared_data(monkeypatch, capsys):
     assert set(train.targets.tolist()) == set(range(10)) == set(test.targets.tolist())
     assert torch.bincount(train.targets).tolist() == [6000] * 10  # the published, balanced set
     assert train.source == f"data_dir {SHARED_DATA / 'FashionMNIST' / 'raw'}"
+    assert not train.is_fallback and not is_fallback(train.source)
     assert snapshot(SHARED_DATA) == before
 
 
@@ -489,3 +492,12 @@ def test_course_split_scales_clamps_and_keeps_small_subsets_small(capsys):
     assert len(small) == 20 and torch.equal(val_again.targets, val.targets)  # power=0: the same everywhere
     clamped, _ = course_split(data, train_size=1000, sizes=gpu, val_size=50)
     assert len(clamped) == 350 and "TRAIN_SIZE" in capsys.readouterr().out  # clamped, with a notice
+
+
+def test_is_fallback_tells_the_digits_from_any_real_source():
+    images, labels = torch.zeros(2, 1, 4, 4, dtype=torch.uint8), torch.zeros(2, dtype=torch.long)
+    sources = {"fallback: scikit-learn digits": True, "data_dir /data/FashionMNIST/raw": False,
+               "cache /root/.cache/x": False, "download": False, "system /usr/share/x": False}
+    for source, fallback in sources.items():
+        data = ImageDataset(images, labels, ("a",), name="fashion_mnist", source=source)
+        assert data.is_fallback == fallback == is_fallback(source), source
