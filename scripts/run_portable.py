@@ -12,8 +12,8 @@ the others, comparing no outputs (numbers differ; the notebooks' own asserts and
 
 Each notebook runs on a copy in a temporary folder, so results files never touch the checkout.
 With ``--jobs N`` (default: one per two CPU cores, at least 2), N kernels run at once, each with
-its share of the cores as torch threads (``OMP_NUM_THREADS``), longest notebooks first: the small
-models here keep one core busy far better than two, so the whole run takes less wall time.
+its share of the cores as torch threads (``OMP_NUM_THREADS``): the small models here keep one core
+busy far better than two, so the whole run takes less wall time.
 Usage: ``python scripts/run_portable.py [--scale 4] [--jobs 2] [NOTEBOOK ...]``; ``make portable``
 runs all.
 """
@@ -103,12 +103,6 @@ def run_notebook(path: Path, timeout: int) -> tuple[float, str | None, str]:
     return seconds, error, slowest
 
 
-# Seconds each notebook took in the last portable run on a 2-core CPU: the longest start first, so
-# that no long notebook is left to run alone at the end. A notebook not listed counts as 30 s.
-EXPECTED_SECONDS = {"02": 76, "10": 61, "08": 57, "11": 56, "09": 47, "03": 42, "12": 38, "07": 36,
-                    "04": 23, "05": 22, "00": 16, "01": 16, "06": 11, "13": 10}
-
-
 def _run_copy(source: Path, copy: Path, timeout: int) -> tuple[str, float, str | None, str]:
     target = copy / source.name
     shutil.copy(source, target)
@@ -132,7 +126,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.jobs < 1:
         parser.error(f"--jobs must be at least 1, got {args.jobs}")
     names = args.notebooks or sorted(str(p) for p in (ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
-    names = sorted(names, key=lambda n: -EXPECTED_SECONDS.get(Path(n).name[:2], 30))
     jobs = min(args.jobs, len(names))
     threads = max(1, (os.cpu_count() or 1) // jobs)
     network = "cut (unshare)" if os.environ.get(ISOLATED) else "not cut: COURSE_OFFLINE=1 only"

@@ -46,7 +46,7 @@ def test_check_reproduces_its_own_record_and_logs_the_sitting(bench, data, tmp_p
     record(bench, rows, data, path)
     before = path.read_text()
 
-    assert bench.check_last_row(rows, data, torch.device("cpu"), path, "synthetic") == 0
+    assert bench.check_row(rows[-1], data, torch.device("cpu"), path, "synthetic") == 0
     out = capsys.readouterr().out
     assert "identical to the record's, seed by seed" in out and "verdict: reproduces" in out
     assert path.read_text() == before  # the record is left alone
@@ -63,15 +63,15 @@ def test_check_fails_against_a_record_it_does_not_reproduce(bench, data, tmp_pat
     row = stored["rows"][rows[-1].name]
     row["final_acc"] = [a + 0.5 for a in row["final_acc"]]  # a record 50 points better than the re-run
     path.write_text(json.dumps(stored))
-    assert bench.check_last_row(rows, data, torch.device("cpu"), path, "synthetic") == 1
+    assert bench.check_row(rows[-1], data, torch.device("cpu"), path, "synthetic") == 1
     assert "does NOT reproduce" in capsys.readouterr().out
     log = json.loads((tmp_path / "time_to_accuracy_cpu_checks.json").read_text())
     assert not log["sittings"][-1]["reproduces"]
 
     with pytest.raises(SystemExit, match="the stack changed since the record was made"):
-        bench.check_last_row(stack(epochs=3), data, torch.device("cpu"), path, "synthetic")
+        bench.check_row(stack(epochs=3)[-1], data, torch.device("cpu"), path, "synthetic")
     with pytest.raises(SystemExit, match="make the record first"):
-        bench.check_last_row(rows, data, torch.device("cpu"), tmp_path / "missing.json", "synthetic")
+        bench.check_row(rows[-1], data, torch.device("cpu"), tmp_path / "missing.json", "synthetic")
 
 
 def test_cifar10_without_the_data_stops_with_a_message(bench, tmp_path, monkeypatch):
@@ -94,6 +94,6 @@ def test_the_cifar10_row_records_and_checks_on_data_of_its_shape(bench, tmp_path
     bench.run_rows([recipe], data, [0, 1], torch.device("cpu"), path, "synthetic", "stack",
                    targets=CIFAR10_TARGETS)
     assert json.loads(path.read_text())["targets"] == [0.90, 0.93, 0.94]
-    assert bench.check_last_row([recipe], data, torch.device("cpu"), path, "synthetic",
+    assert bench.check_row(recipe, data, torch.device("cpu"), path, "synthetic",
                                 targets=CIFAR10_TARGETS) == 0
     assert "verdict: reproduces" in capsys.readouterr().out
