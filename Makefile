@@ -2,7 +2,7 @@
 #   make venv     environment in $(VENV) with the exact pins of constraints.txt
 #   make data     Fashion-MNIST on disk (already there / Debian package / download)
 #   make test     ruff, unit tests, strict nbval, the portable run, book build, browser tests (CI)
-#   make portable every notebook on the fallback data at COURSE_SCALE=4, offline (no comparison)
+#   make portable every notebook on the fallback data at COURSE_SCALE=4 and 0.5, offline (no comparison)
 #   make postgres PostgreSQL's server programs for the tests of scripts/tune.py (apt, where allowed)
 #   make book     the Jupyter Book in book/_build/html, offline, warnings as errors
 #   make browser  the built book and JupyterLab in a real browser (Debian chromium + Playwright)
@@ -53,9 +53,11 @@ envcheck: venv
 nbval: venv data
 	$(PY) -m pytest --nbval --nbval-current-env -p no:cacheprovider -q $(NOTEBOOKS)
 
-# Every notebook without the data, cache or network, at the GPU size setting (outputs not compared).
+# Every notebook without the data, cache or network, at the GPU size setting and at the slow-laptop
+# setting (outputs not compared).
 portable: venv
 	$(PY) scripts/run_portable.py --scale 4
+	$(PY) scripts/run_portable.py --scale 0.5
 
 # The ledger and instructor pages are generated from the records first (book/generate_pages.py).
 book: venv book-assets

@@ -16,6 +16,8 @@ from typing import Any
 from course_utils.procedure import StepReport
 from course_utils.train import History
 
+MIN_STEPS = 10  # a curve is read by the means of its ten deciles: at least one logged step each
+
 
 def smooth(values: Sequence[float], beta: float = 0.9) -> list[float]:
     """Exponential moving average with bias correction (as in the LR range test).
@@ -40,8 +42,8 @@ def smooth(values: Sequence[float], beta: float = 0.9) -> list[float]:
 def deciles(values: Sequence[float]) -> list[float]:
     """The means of the ten consecutive tenths of ``values`` (at least 10 values)."""
     n = len(values)
-    if n < 10:
-        raise ValueError(f"need at least 10 values, got {n}")
+    if n < MIN_STEPS:
+        raise ValueError(f"need at least {MIN_STEPS} values, got {n}")
     return [sum(values[k * n // 10:(k + 1) * n // 10]) / ((k + 1) * n // 10 - k * n // 10)
             for k in range(10)]
 
@@ -80,11 +82,22 @@ def diagnose_curves(history: History, *, num_classes: int = 10, beta: float = 0.
 
     ``numbers`` holds the label, the smoothed curve, the deciles and the final train/validation
     loss gap (``"gap"``, when there is validation data).
+
+    Raises:
+        TypeError: ``history`` is not a :class:`~course_utils.train.History`.
+        ValueError: ``num_classes`` is not an int >= 2, or a run that did not diverge logged fewer
+            than :data:`MIN_STEPS` training steps (too few to read by deciles).
     """
     if not isinstance(history, History):
         raise TypeError(f"history must be a course_utils.train.History, got {type(history).__name__}")
     if not isinstance(num_classes, int) or num_classes < 2:
         raise ValueError(f"num_classes must be an int >= 2, got {num_classes!r}")
+    if len(history.train_loss) < MIN_STEPS and history.diagnosis is None and _first_bad_step(history) is None:
+        raise ValueError(
+            f"diagnose_curves reads a curve by its ten deciles and needs at least {MIN_STEPS} logged "
+            f"training steps; this run logged {len(history.train_loss)}: train for more steps (more "
+            f"epochs, a smaller batch or more images), e.g. epochs >= ceil({2 * MIN_STEPS} / steps per "
+            "epoch) for two steps per decile")
     numbers: dict[str, Any] = {"smoothed": smooth(history.train_loss, beta)}
     if history.val_loss and history.epoch_train_loss:
         numbers["gap"] = history.val_loss[-1] - history.epoch_train_loss[len(history.val_loss) - 1]

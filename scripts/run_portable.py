@@ -8,14 +8,16 @@ the others, comparing no outputs (numbers differ; the notebooks' own asserts and
   and, where the kernel allows it (root, ``unshare``), no network at all: the notebooks must fall
   back to scikit-learn's digits and say so;
 - the GPU size setting: ``COURSE_SCALE=4`` (``--scale``), so every size passes through the
-  policy's clamping to the 1,437 images that the fallback data holds.
+  policy's clamping to the 1,437 images that the fallback data holds;
+- and, in a second run of ``make portable``, the slow-laptop setting ``--scale 0.5``, where sizes
+  shrink toward their minimums (a run too short to read its curve, a batch larger than its data).
 
 Each notebook runs on a copy in a temporary folder, so results files never touch the checkout.
 With ``--jobs N`` (default: one per two CPU cores, at least 2), N kernels run at once, each with
 its share of the cores as torch threads (``OMP_NUM_THREADS``): the small models here keep one core
 busy far better than two, so the whole run takes less wall time.
 Usage: ``python scripts/run_portable.py [--scale 4] [--jobs 2] [NOTEBOOK ...]``; ``make portable``
-runs all.
+runs all, at scale 4 and then at scale 0.5.
 """
 
 from __future__ import annotations
