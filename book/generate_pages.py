@@ -234,7 +234,10 @@ def sizing_text() -> str:
             f"(scale 1 reproduces the stored outputs). Set `{sizing.ENV_VAR}` for the whole class to "
             f"change it: `{sizing.ENV_VAR}=0.5` for slow laptops, `{sizing.ENV_VAR}=4` to run the GPU "
             f"sizes anywhere (at most {sizing.MAX_SCALE:g}). Sizes are clamped to the data available, "
-            "with a one-line notice.")
+            "with a one-line notice. A smaller scale shrinks the data-sized parts of the experiments, "
+            "not the budgets a claim needs (five seeds, notebook 02's 50 epochs), so 0.5 saves about a "
+            "quarter of the time, not half (the README has the measurement); CI runs every notebook at "
+            "0.5 and at 4 on the fallback data.")
 
 
 def instructor_page(notebooks: Sequence[Path], results: Path, in_book: Sequence[str]) -> str:
