@@ -19,6 +19,22 @@ from course_utils.train import History
 MIN_STEPS = 10  # a curve is read by the means of its ten deciles: at least one logged step each
 
 
+def epochs_to_read(steps_per_epoch: int, *, per_decile: int = 2) -> int:
+    """The fewest epochs that log ``per_decile`` training steps in each decile of the curve.
+
+    Size a run that :func:`diagnose_curves` will read with it, e.g. as the ``minimum`` of a size
+    from :mod:`course_utils.sizing`: ``epochs_to_read(len(loader))`` is 1 for 32 steps per epoch and
+    3 for 9.
+
+    Raises:
+        ValueError: ``steps_per_epoch`` or ``per_decile`` is not a positive int.
+    """
+    for label, value in (("steps_per_epoch", steps_per_epoch), ("per_decile", per_decile)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{label} must be a positive int, got {value!r}")
+    return math.ceil(per_decile * MIN_STEPS / steps_per_epoch)
+
+
 def smooth(values: Sequence[float], beta: float = 0.9) -> list[float]:
     """Exponential moving average with bias correction (as in the LR range test).
 
@@ -96,8 +112,7 @@ def diagnose_curves(history: History, *, num_classes: int = 10, beta: float = 0.
         raise ValueError(
             f"diagnose_curves reads a curve by its ten deciles and needs at least {MIN_STEPS} logged "
             f"training steps; this run logged {len(history.train_loss)}: train for more steps (more "
-            f"epochs, a smaller batch or more images), e.g. epochs >= ceil({2 * MIN_STEPS} / steps per "
-            "epoch) for two steps per decile")
+            "epochs, a smaller batch or more images); epochs_to_read(steps per epoch) gives enough epochs")
     numbers: dict[str, Any] = {"smoothed": smooth(history.train_loss, beta)}
     if history.val_loss and history.epoch_train_loss:
         numbers["gap"] = history.val_loss[-1] - history.epoch_train_loss[len(history.val_loss) - 1]

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from course_utils.curves import deciles, diagnose_curves, smooth
+from course_utils.curves import MIN_STEPS, deciles, diagnose_curves, epochs_to_read, smooth
 from course_utils.train import History
 
 STEPS, EPOCHS = 200, 5
@@ -81,6 +81,18 @@ def test_flat_at_chance_mentions_labels_and_gap_is_reported():
     report = diagnose_curves(history)
     assert "labels" in report.message
     assert report.numbers["gap"] == pytest.approx(2.31 - history.epoch_train_loss[-1])
+
+
+def test_epochs_to_read_gives_runs_that_can_be_read():
+    assert [epochs_to_read(n) for n in (1, 9, 10, 20, 32)] == [20, 3, 2, 1, 1]
+    assert epochs_to_read(9, per_decile=1) == 2
+    for steps in range(1, 40):  # enough steps, and one epoch fewer would not be
+        epochs = epochs_to_read(steps)
+        assert epochs * steps >= 2 * MIN_STEPS > (epochs - 1) * steps
+        diagnose_curves(make_history(decay(steps=epochs * steps)))
+    for bad in (0, -3, 2.5, True):
+        with pytest.raises(ValueError, match="positive int"):
+            epochs_to_read(bad)
 
 
 def test_bad_input():
